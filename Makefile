@@ -1,0 +1,124 @@
+# codervpnd — native Linux tunnel for Coder Connect.
+#
+#   make               build codervpnd and codervpnctl into build/
+#   make check         install test dependencies (Debian, as root), run every test,
+#                      then the whole suite again under ASan+UBSan
+#   make demo          install dependencies, build, run the demo
+#   make fuzz          run the libFuzzer targets for FUZZ_SECONDS each
+#   make bench         run the benchmarks in bench/
+
+BUILD ?= build
+PYTHON ?= /usr/bin/python3
+CC ?= cc
+FUZZ_SECONDS ?= 60
+
+PKGS = libprotobuf-c libmnl libnl-route-3.0 libsystemd libcurl libsodium json-c
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+PROTO_INCLUDE ?= /usr/include
+
+WARN = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
+       -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+ifeq ($(SANITIZE),1)
+CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
+             -I$(BUILD)/proto -Iagent $(PKG_CFLAGS)
+
+PROTOS = $(BUILD)/proto/vpn.pb-c.c $(BUILD)/proto/google/protobuf/timestamp.pb-c.c \
+         $(BUILD)/proto/google/protobuf/duration.pb-c.c
+AGENT_LIB_SRC = agent/handshake.c agent/frame.c agent/message.c agent/log.c agent/speaker.c \
+                agent/tunnel.c agent/server.c
+LIB_OBJ = $(PROTOS:.c=.o) $(patsubst %.c,$(BUILD)/%.o,$(AGENT_LIB_SRC))
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all check check-run check-unit check-python check-integration check-asan \
+        demo demo-run fuzz bench deps clean
+all: $(BUILD)/codervpnd $(BUILD)/codervpnctl
+
+$(BUILD)/proto/vpn.pb-c.c: proto/vpn.proto
+	@mkdir -p $(BUILD)/proto
+	protoc-c --c_out=$(BUILD)/proto -Iproto -I$(PROTO_INCLUDE) proto/vpn.proto \
+		$(PROTO_INCLUDE)/google/protobuf/timestamp.proto $(PROTO_INCLUDE)/google/protobuf/duration.proto
+$(BUILD)/proto/vpn.pb-c.h: $(BUILD)/proto/vpn.pb-c.c ;
+$(BUILD)/proto/google/protobuf/%.pb-c.c: $(BUILD)/proto/vpn.pb-c.c ;
+
+$(BUILD)/py/vpn_pb2.py: proto/vpn.proto
+	@mkdir -p $(BUILD)/py
+	protoc --python_out=$(BUILD)/py -Iproto proto/vpn.proto
+
+# Generated code is not ours to warn about.
+$(BUILD)/proto/%.o: $(BUILD)/proto/%.c
+	$(CC) -std=gnu11 $(CFLAGS) -I$(BUILD)/proto $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/agent/%.o: agent/%.c $(BUILD)/proto/vpn.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c $(BUILD)/proto/vpn.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) -c -o $@ $<
+
+$(BUILD)/libagent.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(BUILD)/codervpnd: $(BUILD)/agent/codervpnd.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/codervpnctl: $(BUILD)/agent/codervpnctl.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+$(BUILD)/tests/pbcodec: $(BUILD)/tests/tools/pbcodec.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+deps:
+	tools/install-deps
+
+# The README's test command: everything, on a fresh Debian machine.
+check: deps
+	$(MAKE) check-run
+	$(MAKE) check-asan
+
+check-run: check-unit check-python check-integration
+
+check-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+check-python: $(BUILD)/tests/pbcodec $(BUILD)/py/vpn_pb2.py
+	PYTHONPATH=$(BUILD)/py PBCODEC=$(BUILD)/tests/pbcodec \
+		$(PYTHON) -m pytest -q tests/proto
+
+check-integration: all $(BUILD)/py/vpn_pb2.py
+	PYTHONPATH=$(BUILD)/py:tests/integration CODERVPND=$(BUILD)/codervpnd CODERVPNCTL=$(BUILD)/codervpnctl \
+		$(PYTHON) -m pytest -q tests/integration
+
+check-asan:
+	$(MAKE) BUILD=build-asan SANITIZE=1 check-run
+
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+              -I$(BUILD)/fuzz/proto -Iagent $(PKG_CFLAGS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(AGENT_LIB_SRC) $(BUILD)/proto/vpn.pb-c.c
+	@mkdir -p $(BUILD)/fuzz/proto
+	cp -r $(BUILD)/proto/. $(BUILD)/fuzz/proto/
+	clang $(FUZZ_CFLAGS) -o $@ $< $(AGENT_LIB_SRC) $(patsubst $(BUILD)/%,$(BUILD)/fuzz/%,$(PROTOS)) $(PKG_LIBS)
+
+fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+	@set -e; for f in $^; do \
+		name=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$name; \
+		echo "== $$name for $(FUZZ_SECONDS) s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$name tests/fuzz/seeds/$$name; \
+	done
+
+demo: deps
+	$(MAKE) all
+	tools/demo $(BUILD)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
