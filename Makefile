@@ -30,7 +30,7 @@ ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
 PROTOS = $(BUILD)/proto/vpn.pb-c.c $(BUILD)/proto/google/protobuf/timestamp.pb-c.c \
          $(BUILD)/proto/google/protobuf/duration.pb-c.c
 AGENT_LIB_SRC = agent/handshake.c agent/frame.c agent/message.c agent/log.c agent/speaker.c \
-                agent/tunnel.c agent/server.c
+                agent/tunnel.c agent/server.c agent/peers.c
 LIB_OBJ = $(PROTOS:.c=.o) $(patsubst %.c,$(BUILD)/%.o,$(AGENT_LIB_SRC))
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))

@@ -62,7 +62,7 @@ static int parse_fd(const char *what, const char *s, int *ret) {
         }
         if (fcntl((int) v, F_GETFD) < 0) {
                 fprintf(stderr, "codervpnd: %s: file descriptor %ld is not open\n", what, v);
-                return -EBADF;
+                return -EINVAL;   /* a usage error, like a malformed number */
         }
         *ret = (int) v;
         return 0;

@@ -54,7 +54,10 @@ class Peer:
             r, _, _ = select.select([self.rfd], [], [], left)
             if not r:
                 continue
-            chunk = os.read(self.rfd, n - len(buf))
+            try:
+                chunk = os.read(self.rfd, n - len(buf))
+            except ConnectionResetError:   # closed with our bytes unread: the kernel sends RST
+                raise Closed() from None
             if not chunk:
                 raise Closed()
             buf += chunk
