@@ -83,6 +83,7 @@ deps:
 check: deps
 	$(MAKE) check-run
 	$(MAKE) check-asan
+	$(MAKE) fuzz FUZZ_SECONDS=10
 
 check-run: check-unit check-python check-integration
 

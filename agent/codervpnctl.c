@@ -268,8 +268,8 @@ static void on_message(struct speaker *s, ProtobufCMessage *msg, uint64_t msg_id
         _cleanup_message_ ProtobufCMessage *m = msg;
         struct ctl *c = userdata;
 
-        if (c->command != CMD_WATCH || speaker_role(s) != VPN_ROLE_MANAGER)
-                return;
+        if (c->done || c->command != CMD_WATCH || speaker_role(s) != VPN_ROLE_MANAGER)
+                return;   /* after --count, frames read in the same batch are not printed */
         const Vpn__TunnelMessage *tm = (const Vpn__TunnelMessage *) m;
         if (tm->msg_case == VPN__TUNNEL_MESSAGE__MSG_LOG)
                 print_log(c, tm->log);

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define VPN_HEADER_MAX 255   /* bytes before the '\n' */
-#define VPN_MAX_VERSIONS 16
+#define VPN_MAX_VERSIONS 64   /* "1.0," is 4 bytes: 255 bytes hold no more */
 
 enum vpn_role {
         VPN_ROLE_MANAGER,

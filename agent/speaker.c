@@ -403,7 +403,7 @@ static void read_frames(struct speaker *s) {
                 }
                 r = frame_reader_advance(&s->reader, (size_t) n);
                 if (r == -EMSGSIZE) {
-                        log_error("Closing %s: frame of %u bytes exceeds the %u-byte limit",
+                        log_full_errno(LOG_CRIT, 0, "Closing %s: frame of %u bytes exceeds the %u-byte limit",
                                   s->description, s->reader.len, VPN_FRAME_MAX);
                         speaker_close(s, r);
                         return;

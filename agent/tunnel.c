@@ -353,6 +353,13 @@ static int on_kick(sd_event_source *source _unused_, void *userdata) {
                 t->queue_head = r->next;
                 if (!t->queue_head)
                         t->queue_tail = &t->queue_head;
+                /* Whoever left, or ended its stream with Stop, no longer asks for anything. */
+                if (r->speaker && !speaker_is_open(r->speaker)) {
+                        log_debug("Dropping %s queued by %s, which is gone",
+                                  r->is_start ? "Start" : "Stop", speaker_description(r->speaker));
+                        request_free(r);
+                        continue;
+                }
                 if (r->is_start)
                         begin_start(t, r);
                 else

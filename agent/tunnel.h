@@ -38,7 +38,10 @@ struct tunnel_start {
 };
 
 struct tunnel_backend {
-        /* Bring the VPN up. Must lead to exactly one tunnel_start_done(), possibly before returning. */
+        /*
+         * Bring the VPN up. Must lead to exactly one tunnel_start_done(), possibly
+         * before returning. @params lives only during this call: copy what is kept.
+         */
         void (*start)(struct tunnel *t, const struct tunnel_start *params, void *userdata);
         /* Tear it down. Must lead to exactly one tunnel_stop_done(). */
         void (*stop)(struct tunnel *t, void *userdata);

@@ -533,6 +533,23 @@ static void test_stop_before_start(void **state) {
         fx_done(&f);
 }
 
+/* Stop ends a manager's stream: a Start it queued behind the Stop is not carried out. */
+static void test_start_queued_after_stop_is_dropped(void **state) {
+        struct fx f;
+        struct reply stop = {}, start = {};
+
+        fx_init(&f, MANAGER, TUNNEL);
+        mgr_simple(&f.p, VPN__MANAGER_MESSAGE__MSG_STOP, &stop);
+        mgr_start_ok(&f.p, &start);
+        assert_true(RUN_UNTIL(f.e, stop.n == 1 && start.n == 1 && f.p.n_closed == 1));
+        assert_true(stop.success);
+        assert_int_equal(start.error, -EPIPE);
+        run_idle(f.e);
+        assert_int_equal(f.fake.n_start, 0);
+        assert_int_equal(tunnel_get_state(f.t), TUNNEL_STOPPED);
+        fx_done(&f);
+}
+
 static void test_start_failure(void **state) {
         struct fx f;
         struct reply r1 = {}, r2 = {}, r3 = {};
@@ -1093,6 +1110,7 @@ int main(void) {
                 cmocka_unit_test(test_start_validation),
                 cmocka_unit_test(test_second_start),
                 cmocka_unit_test(test_stop_before_start),
+                cmocka_unit_test(test_start_queued_after_stop_is_dropped),
                 cmocka_unit_test(test_start_failure),
                 cmocka_unit_test(test_queued_behind_async_start),
                 cmocka_unit_test(test_get_peer_update_while_starting),
