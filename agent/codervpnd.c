@@ -68,23 +68,6 @@ static int parse_fd(const char *what, const char *s, int *ret) {
         return 0;
 }
 
-static int setup_event(sd_event **ret) {
-        sigset_t mask;
-        int r;
-
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        /* A manager that hangs up must cost us a write error, not our life. */
-        signal(SIGPIPE, SIG_IGN);
-
-        r = sd_event_default(ret);
-        if (r < 0)
-                return log_error_errno(r, "Cannot create the event loop");
-        return 0;
-}
-
 static void on_shutdown_done(struct tunnel *t, void *userdata) {
         sd_event_exit(userdata, 0);
 }
@@ -96,12 +79,29 @@ static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si,
         return 0;
 }
 
-static int watch_signals(sd_event *event, struct tunnel *t) {
+/* The event loop and the one tunnel lifecycle, stopped cleanly on SIGTERM/SIGINT. */
+static int setup_tunnel(sd_event **ret_event, struct tunnel **ret_tunnel) {
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(tunnel_freep) struct tunnel *t = NULL;
+        sigset_t mask;
         int r;
 
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        /* A manager that hangs up must cost us a write error, not our life. */
+        signal(SIGPIPE, SIG_IGN);
+
+        if ((r = sd_event_default(&event)) < 0)
+                return log_error_errno(r, "Cannot create the event loop");
+        if ((r = tunnel_new(&t, event, &tunnel_backend_unimplemented, NULL)) < 0)
+                return log_error_errno(r, "Cannot set up the tunnel");
         if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, t)) < 0 ||
             (r = sd_event_add_signal(event, NULL, SIGINT, on_signal, t)) < 0)
                 return log_error_errno(r, "Cannot watch signals");
+        *ret_event = TAKE_PTR(event);
+        *ret_tunnel = TAKE_PTR(t);
         return 0;
 }
 
@@ -149,11 +149,7 @@ static int cmd_run(int argc, char **argv) {
         fcntl(read_fd, F_SETFD, FD_CLOEXEC);
         fcntl(write_fd, F_SETFD, FD_CLOEXEC);
 
-        if ((r = setup_event(&event)) < 0)
-                return r;
-        if ((r = tunnel_new(&t, event, &tunnel_backend_unimplemented, NULL)) < 0)
-                return log_error_errno(r, "Cannot set up the tunnel");
-        if ((r = watch_signals(event, t)) < 0)
+        if ((r = setup_tunnel(&event, &t)) < 0)
                 return r;
 
         struct speaker *s;
@@ -191,11 +187,7 @@ static int cmd_serve(int argc, char **argv) {
                 fprintf(stderr, "codervpnd serve: unexpected argument \"%s\"\n", argv[optind]);
                 return -EINVAL;
         }
-        if ((r = setup_event(&event)) < 0)
-                return r;
-        if ((r = tunnel_new(&t, event, &tunnel_backend_unimplemented, NULL)) < 0)
-                return log_error_errno(r, "Cannot set up the tunnel");
-        if ((r = watch_signals(event, t)) < 0)
+        if ((r = setup_tunnel(&event, &t)) < 0)
                 return r;
         if ((r = server_new(&server, event, t, &config)) < 0)
                 return r;
