@@ -25,18 +25,19 @@ CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS += -fsanitize=address,undefined
 endif
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
-             -I$(BUILD)/proto -Iagent $(PKG_CFLAGS)
+             -I$(BUILD)/proto -Iagent -Inetlink $(PKG_CFLAGS)
 
 PROTOS = $(BUILD)/proto/vpn.pb-c.c $(BUILD)/proto/google/protobuf/timestamp.pb-c.c \
          $(BUILD)/proto/google/protobuf/duration.pb-c.c
 AGENT_LIB_SRC = agent/handshake.c agent/frame.c agent/message.c agent/log.c agent/speaker.c \
-                agent/tunnel.c agent/server.c agent/peers.c
-LIB_OBJ = $(PROTOS:.c=.o) $(patsubst %.c,$(BUILD)/%.o,$(AGENT_LIB_SRC))
+                agent/tunnel.c agent/server.c agent/peers.c agent/netsettings.c agent/tunnelnet.c
+NETLINK_SRC = $(wildcard netlink/*.c)
+LIB_OBJ = $(PROTOS:.c=.o) $(patsubst %.c,$(BUILD)/%.o,$(AGENT_LIB_SRC) $(NETLINK_SRC))
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all check check-run check-unit check-python check-integration check-asan \
+.PHONY: all check check-run check-unit check-python check-integration check-asan check-kernel \
         demo demo-run fuzz bench deps clean
 all: $(BUILD)/codervpnd $(BUILD)/codervpnctl
 
@@ -59,6 +60,10 @@ $(BUILD)/agent/%.o: agent/%.c $(BUILD)/proto/vpn.pb-c.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+$(BUILD)/netlink/%.o: netlink/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
 $(BUILD)/tests/%.o: tests/%.c $(BUILD)/proto/vpn.pb-c.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) -c -o $@ $<
@@ -75,6 +80,12 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libagent.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 $(BUILD)/tests/pbcodec: $(BUILD)/tests/tools/pbcodec.o $(BUILD)/libagent.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/tests/netapply: $(BUILD)/tests/tools/netapply.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/tests/netcfg-tool: $(BUILD)/tests/tools/netcfg-tool.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/tests/wgtool: $(BUILD)/tests/tools/wgtool.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 deps:
 	tools/install-deps
@@ -82,6 +93,7 @@ deps:
 # The README's test command: everything, on a fresh Debian machine.
 check: deps
 	$(MAKE) check-run
+	$(MAKE) check-kernel
 	$(MAKE) check-asan
 	$(MAKE) fuzz FUZZ_SECONDS=10
 
@@ -94,12 +106,22 @@ check-python: $(BUILD)/tests/pbcodec $(BUILD)/py/vpn_pb2.py
 	PYTHONPATH=$(BUILD)/py PBCODEC=$(BUILD)/tests/pbcodec \
 		$(PYTHON) -m pytest -q tests/proto
 
-check-integration: all $(BUILD)/py/vpn_pb2.py
-	PYTHONPATH=$(BUILD)/py:tests/integration CODERVPND=$(BUILD)/codervpnd CODERVPNCTL=$(BUILD)/codervpnctl \
-		$(PYTHON) -m pytest -q tests/integration
+TEST_TOOLS = $(BUILD)/tests/netapply $(BUILD)/tests/netcfg-tool $(BUILD)/tests/wgtool
+TEST_ENV = PYTHONPATH=$(BUILD)/py:tests/integration CODERVPND=$(BUILD)/codervpnd \
+           CODERVPNCTL=$(BUILD)/codervpnctl NETAPPLY=$(BUILD)/tests/netapply \
+           NETCFG_TOOL=$(BUILD)/tests/netcfg-tool WGTOOL=$(BUILD)/tests/wgtool
+
+check-integration: all $(TEST_TOOLS) $(BUILD)/py/vpn_pb2.py
+	$(TEST_ENV) $(PYTHON) -m pytest -q tests/integration
 
 check-asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 check-run
+
+# The kernel WireGuard path, in a qemu VM booting a Debian kernel (tests/vm/README.md).
+KERNEL_TESTS = tests/integration/test_netapply.py tests/integration/test_wg_kernel.py
+check-kernel: all $(TEST_TOOLS) $(BUILD)/py/vpn_pb2.py
+	tests/vm/vm-run -t 1500 -- env CODERVPN_WG_MODE=kernel $(TEST_ENV) \
+		$(PYTHON) -m pytest -q -p no:cacheprovider $(KERNEL_TESTS)
 
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
               -I$(BUILD)/fuzz/proto -Iagent $(PKG_CFLAGS)

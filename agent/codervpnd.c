@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "server.h"
 #include "speaker.h"
+#include "state.h"
 #include "tunnel.h"
 
 #ifndef VERSION
@@ -42,6 +43,9 @@ static void usage(FILE *f) {
               "  serve [--socket PATH] [--group NAME]\n"
               "                     Serve managers and desktop clients on a Unix socket\n"
               "                     (default " SERVER_DEFAULT_SOCKET ", group " SERVER_DEFAULT_GROUP ")\n"
+              "  cleanup [--state PATH]\n"
+              "                     Remove the link, routes and rules a crashed codervpnd left\n"
+              "                     (default " NET_STATE_DEFAULT_PATH ")\n"
               "\n"
               "Options:\n"
               "  --log-target=auto|journal|stderr   Where logs go (default auto)\n"
@@ -197,6 +201,32 @@ static int cmd_serve(int argc, char **argv) {
         return r < 0 ? log_error_errno(r, "Event loop failed") : 0;
 }
 
+static int cmd_cleanup(int argc, char **argv) {
+        static const struct option options[] = {
+                { "state", required_argument, NULL, 's' },
+                {}
+        };
+        const char *path = NET_STATE_DEFAULT_PATH;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 's': path = optarg; break;
+                default: return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "codervpnd cleanup: unexpected argument \"%s\"\n", argv[optind]);
+                return -EINVAL;
+        }
+        r = net_state_cleanup(path);
+        if (r < 0)
+                return log_error_errno(r, "Cannot clean up after %s", path);
+        if (r > 0)
+                log_notice("Removed what %s recorded", path);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
@@ -238,6 +268,8 @@ int main(int argc, char **argv) {
                 r = cmd_run(argc - optind, argv + optind);
         else if (strcmp(cmd, "serve") == 0)
                 r = cmd_serve(argc - optind, argv + optind);
+        else if (strcmp(cmd, "cleanup") == 0)
+                r = cmd_cleanup(argc - optind, argv + optind);
         else {
                 fprintf(stderr, "codervpnd: unknown command \"%s\" (try --help)\n", cmd);
                 return 2;

@@ -2,6 +2,7 @@
 #pragma once
 /* Cleanup helpers: every resource gets a _cleanup_ owner. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -22,6 +23,11 @@ static inline void closep(int *fd) {
         }
 }
 #define _cleanup_close_ _cleanup_(closep)
+
+static inline void fclosep(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
 
 /* Hands ownership out of a _cleanup_ variable. */
 #define TAKE_PTR(p) ({ __typeof__(p) t_ = (p); (p) = NULL; t_; })

@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import vpn_pb2
 from conftest import CODERVPND
 
 HERE = os.path.dirname(os.path.abspath(__file__))

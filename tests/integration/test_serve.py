@@ -2,7 +2,6 @@
 import grp
 import json
 import os
-import shutil
 import stat
 import struct
 import subprocess
@@ -60,7 +59,7 @@ def test_peercred_refuses_outsiders_even_if_the_mode_allows(serve_daemon):
     p = d.ctl("status", user=NOBODY)
     assert p.returncode == 1
     assert "connection to codervpnd lost" in p.stderr
-    assert f"Refusing pid" in d.log() and f"uid {NOBODY}" in d.log()
+    assert "Refusing pid" in d.log() and f"uid {NOBODY}" in d.log()
 
 
 def test_manager_and_client_roles_on_one_socket(serve_daemon):
