@@ -11,6 +11,7 @@
 #include <systemd/sd-journal.h>
 
 #include "log.h"
+#include "macro.h"
 
 #define LOG_LINE_MAX 2048
 #define LOG_FIELDS_MAX 16
@@ -26,17 +27,6 @@ static const char *const priority_names[] = {
         [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert", [LOG_CRIT] = "crit", [LOG_ERR] = "error",
         [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
-
-/* systemd sets JOURNAL_STREAM=dev:ino when stderr is connected to the journal. */
-static bool stderr_is_journal(void) {
-        const char *e = getenv("JOURNAL_STREAM");
-        unsigned long long dev, ino;
-        struct stat st;
-
-        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
-                return false;
-        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
-}
 
 void log_open(enum log_target target, int max_priority) {
         if (target == LOG_TARGET_AUTO)

@@ -693,16 +693,6 @@ out:
 
 /* ---- Starting and stopping wireguard-go ---------------------------------------------- */
 
-static bool stderr_is_journal(void) {
-        const char *e = getenv("JOURNAL_STREAM");
-        unsigned long long dev, ino;
-        struct stat st;
-
-        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
-                return false;
-        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
-}
-
 static const char *implementation(void) {
         const char *e = getenv("WG_QUICK_USERSPACE_IMPLEMENTATION");
         return e && *e ? e : DEFAULT_IMPLEMENTATION;

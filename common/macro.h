@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
-/* Cleanup helpers: every resource gets a _cleanup_ owner. */
+/*
+ * Shared by every module: cleanup helpers (every resource gets a _cleanup_
+ * owner) and a few small facts about the process's environment.
+ */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -38,3 +43,14 @@ static inline void fclosep(FILE **f) {
                 if (*p)                         \
                         func(*p);               \
         }
+
+/* systemd sets JOURNAL_STREAM=dev:ino when stderr is connected to the journal. */
+static inline bool stderr_is_journal(void) {
+        const char *e = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+
+        if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st) < 0)
+                return false;
+        return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
