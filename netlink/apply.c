@@ -122,6 +122,8 @@ static int route_cmp(const void *x, const void *y) {
 static void route_set_sort(struct net_route *v, size_t *n) {
         size_t kept = 0;
 
+        if (*n == 0)
+                return;   /* an empty list may be NULL, which qsort must not see */
         qsort(v, *n, sizeof(*v), route_cmp);
         for (size_t i = 0; i < *n; i++)
                 if (kept == 0 || route_cmp(&v[kept - 1], &v[i]) != 0)
