@@ -25,14 +25,14 @@ CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS += -fsanitize=address,undefined
 endif
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) -D_GNU_SOURCE -MMD -MP \
-             -I$(BUILD)/proto -Iagent -Inetlink $(PKG_CFLAGS)
+             -I$(BUILD)/proto -Icommon -Iagent -Inetlink -Iresolved $(PKG_CFLAGS)
 
 PROTOS = $(BUILD)/proto/vpn.pb-c.c $(BUILD)/proto/google/protobuf/timestamp.pb-c.c \
          $(BUILD)/proto/google/protobuf/duration.pb-c.c
-AGENT_LIB_SRC = agent/handshake.c agent/frame.c agent/message.c agent/log.c agent/speaker.c \
-                agent/tunnel.c agent/server.c agent/peers.c agent/netsettings.c agent/tunnelnet.c
+AGENT_LIB_SRC = $(filter-out agent/codervpnd.c agent/codervpnctl.c,$(wildcard agent/*.c))
 NETLINK_SRC = $(wildcard netlink/*.c)
-LIB_OBJ = $(PROTOS:.c=.o) $(patsubst %.c,$(BUILD)/%.o,$(AGENT_LIB_SRC) $(NETLINK_SRC))
+RESOLVED_SRC = $(wildcard resolved/*.c)
+LIB_OBJ = $(PROTOS:.c=.o) $(patsubst %.c,$(BUILD)/%.o,$(AGENT_LIB_SRC) $(NETLINK_SRC) $(RESOLVED_SRC))
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
@@ -61,6 +61,10 @@ $(BUILD)/agent/%.o: agent/%.c $(BUILD)/proto/vpn.pb-c.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/netlink/%.o: netlink/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/resolved/%.o: resolved/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -124,11 +128,12 @@ check-kernel: all $(TEST_TOOLS) $(BUILD)/py/vpn_pb2.py
 		$(PYTHON) -m pytest -q -p no:cacheprovider $(KERNEL_TESTS)
 
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-              -I$(BUILD)/fuzz/proto -Iagent $(PKG_CFLAGS)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(AGENT_LIB_SRC) $(BUILD)/proto/vpn.pb-c.c
+              -I$(BUILD)/fuzz/proto -Icommon -Iagent -Inetlink -Iresolved $(PKG_CFLAGS)
+FUZZ_LIB_SRC = $(AGENT_LIB_SRC) $(NETLINK_SRC) $(RESOLVED_SRC)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC) $(BUILD)/proto/vpn.pb-c.c
 	@mkdir -p $(BUILD)/fuzz/proto
 	cp -r $(BUILD)/proto/. $(BUILD)/fuzz/proto/
-	clang $(FUZZ_CFLAGS) -o $@ $< $(AGENT_LIB_SRC) $(patsubst $(BUILD)/%,$(BUILD)/fuzz/%,$(PROTOS)) $(PKG_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(patsubst $(BUILD)/%,$(BUILD)/fuzz/%,$(PROTOS)) $(PKG_LIBS)
 
 fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 	@set -e; for f in $^; do \
@@ -136,6 +141,11 @@ fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 		echo "== $$name for $(FUZZ_SECONDS) s"; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$$name tests/fuzz/seeds/$$name; \
 	done
+
+# Benchmarks (bench/README.md): routes on this machine, WireGuard in the VM's kernel.
+bench: all $(TEST_TOOLS) $(BUILD)/py/vpn_pb2.py
+	$(PYTHON) bench/bench_routes.py $(BUILD)
+	tests/vm/vm-run -t 1200 -- $(PYTHON) -u bench/bench_wg.py $(BUILD)
 
 demo: deps
 	$(MAKE) all

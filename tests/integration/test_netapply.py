@@ -56,8 +56,10 @@ class NetApply:
 
     def readline(self, timeout=30):
         r, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        assert r, "netapply did not answer"
-        return self.proc.stdout.readline().strip()
+        assert r, "netapply did not answer:\n" + self.log()
+        line = self.proc.stdout.readline().strip()
+        assert line, "netapply died:\n" + self.log()
+        return line
 
     def apply(self, req):
         self.n += 1

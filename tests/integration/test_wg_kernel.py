@@ -7,7 +7,7 @@ import os
 import pytest
 
 from netns import namespace, sh
-from wgutil import dump_rows, genkey, many_peers, pubkey, random_key, wgtool, write_config
+from wgutil import dump_rows, genkey, many_peers, pubkey, random_key, sync_stats, wgtool, write_config
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/sys/module/wireguard"),
                                 reason="no kernel WireGuard here; runs in the VM (make check-kernel)")
@@ -15,6 +15,13 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/sys/module/wireguard"),
 
 
 
+
+
+def empty_device(ns, tmp_path):
+    """Removes every peer at once: deleting a link that holds thousands waits out an RCU
+    grace period per peer, which takes minutes under TCG."""
+    conf = write_config(tmp_path / "empty.conf", genkey(), listen_port=51820)
+    wgtool(ns, "--mode", "kernel", "wgk0", "set", conf)
 
 
 def test_link_create_delete(tmp_path):
@@ -38,7 +45,7 @@ def test_many_peers_split_across_messages_and_merged_back(tmp_path):
     with namespace() as ns:
         wgtool(ns, "--mode", "kernel", "wgk0", "create")
         p = wgtool(ns, "--mode", "kernel", "wgk0", "sync", str(conf))
-        stats = dict(kv.split("=") for kv in p.stderr.split())
+        stats = dict(kv.split("=") for kv in sync_stats(p.stderr).split())
         assert int(stats["messages"]) >= 4, stats   # ~250 KB of attributes in messages of < 64 KiB
         assert int(stats["peers"]) > len(peers), stats   # the split peer is sent in several messages
 
@@ -51,15 +58,16 @@ def test_many_peers_split_across_messages_and_merged_back(tmp_path):
 
         # Nothing changed: nothing sent. One peer changed: one peer in one message.
         p = wgtool(ns, "--mode", "kernel", "wgk0", "sync", str(conf))
-        assert p.stderr.split() == ["messages=0", "peers=0"]
+        assert sync_stats(p.stderr) == "messages=0 peers=0"
         peers[700]["allowed_ips"] = ["10.250.0.1/32"]
         write_config(conf, genkey(), listen_port=51820, peers=peers)
         p = wgtool(ns, "--mode", "kernel", "wgk0", "sync", str(conf))
         # A new private key and one peer: still a single message.
-        assert p.stderr.split() == ["messages=1", "peers=1"]
+        assert sync_stats(p.stderr) == "messages=1 peers=1"
         row = [r for r in dump_rows(sh("wg", "show", "wgk0", "dump", ns=ns).stdout)
                if r[0] == peers[700]["public_key"]][0]
         assert row[3] == "10.250.0.1/32"
+        empty_device(ns, tmp_path)
 
 
 def test_handshake_and_ping_between_namespaces(tmp_path):
@@ -84,3 +92,30 @@ def test_handshake_and_ping_between_namespaces(tmp_path):
         # public key, psk, endpoint, allowed, handshake, rx, tx, keepalive
         assert row[2] == "10.99.0.2:51820"
         assert int(row[4]) > 0 and int(row[5]) > 0 and int(row[6]) > 0
+
+
+def test_dump_retried_when_the_device_changes_underneath(tmp_path):
+    """The kernel ends a dump with EINTR when peers change mid-dump; the read starts over."""
+    import subprocess
+    import time
+    peers = many_peers(10000)
+    conf = write_config(tmp_path / "big.conf", genkey(), listen_port=51820, peers=peers)
+    with namespace() as ns:
+        wgtool(ns, "--mode", "kernel", "wgk0", "create")
+        wgtool(ns, "--mode", "kernel", "wgk0", "set", conf)
+        churn = subprocess.Popen(
+            ["ip", "netns", "exec", ns, "sh", "-c",
+             # Every 0.4 s, as long as a 10,000-peer dump can take under TCG: many dumps are
+             # interrupted once, and each read must still come back whole.
+             f"while :; do wg set wgk0 peer {peers[0]['public_key']} allowed-ips 10.200.0.1/32; sleep 0.4; "
+             f"wg set wgk0 peer {peers[0]['public_key']} allowed-ips 10.200.0.2/32; sleep 0.4; done"])
+        try:
+            deadline = time.monotonic() + 120
+            for _ in range(10):
+                assert time.monotonic() < deadline
+                rows = dump_rows(wgtool(ns, "--mode", "kernel", "wgk0", "show").stdout)
+                assert len(rows) == len(peers)
+        finally:
+            churn.kill()
+            churn.wait(10)
+        empty_device(ns, tmp_path)

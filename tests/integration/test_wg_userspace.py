@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 
-from wgutil import WGTOOL, genkey, in_ns, many_peers, pubkey, run, wgtool, write_config
+from wgutil import WGTOOL, genkey, in_ns, many_peers, pubkey, run, sync_stats, wgtool, write_config
 
 SOCKET_DIR = "/var/run/wireguard"
 
@@ -213,7 +213,7 @@ def pair():
 
 def sync(pair, i, conf):
     p = wgtool(pair.ns[i], pair.wg[i], "sync", conf)
-    return p.stderr.strip().splitlines()[-1]
+    return sync_stats(p.stderr.strip().splitlines()[-1])
 
 
 # ---- Tests --------------------------------------------------------------------------------
@@ -277,7 +277,7 @@ def test_many_peers_set_and_read_back(pair, record_property):
     t = time.monotonic()
     p = wgtool(pair.ns[0], ifname, "set", conf, timeout=60)
     uapi_first = time.monotonic() - t
-    assert p.stderr.strip() == f"messages=1 peers={n}"
+    assert sync_stats(p.stderr) == f"messages=1 peers={n}"
 
     ours, theirs = pair.dumps(0, ifname)
     assert len(ours[1]) == n and len(theirs[1]) == n
@@ -296,7 +296,7 @@ def test_many_peers_set_and_read_back(pair, record_property):
         times["wg setconf"].append(time.monotonic() - t)
     assert len(parse_dump(wgtool(pair.ns[0], ifname, "show").stdout)[1]) == n
     # Syncing the same state afterwards sends nothing, even at this size.
-    assert wgtool(pair.ns[0], ifname, "sync", conf, timeout=60).stderr.strip() == "messages=0 peers=0"
+    assert sync_stats(wgtool(pair.ns[0], ifname, "sync", conf, timeout=60).stderr) == "messages=0 peers=0"
 
     summary = {k: round(min(v) * 1000, 1) for k, v in times.items()}
     summary["wgtool set (UAPI), first, empty device"] = round(uapi_first * 1000, 1)
@@ -537,7 +537,7 @@ def test_fake_uapi_set(fake, tmp_path):
     ], fwmark="0x10")
     fake.reply = b"errno=0\n\n"
     p = wgtool(None, fake.ifname, "set", conf)
-    assert p.stderr.strip() == "messages=1 peers=1"
+    assert sync_stats(p.stderr) == "messages=1 peers=1"
     hexkey = lambda k: base64.b64decode(k).hex()
     assert fake.requests[-1].decode() == (
         f"set=1\nprivate_key={hexkey(priv)}\nlisten_port=51820\nfwmark=16\nreplace_peers=true\n"
@@ -563,7 +563,7 @@ def test_fake_uapi_sync_sends_only_the_difference(fake, tmp_path):
     ])
     # Peer b1.. is unchanged (allowed IPs in another order), d3.. goes, e4.. is new.
     p = wgtool(None, fake.ifname, "sync", conf)
-    assert p.stderr.strip() == "messages=1 peers=2"
+    assert sync_stats(p.stderr) == "messages=1 peers=2"
     assert fake.requests[0] == b"get=1\n\n"
     assert fake.requests[1].decode() == (
         f"set=1\npublic_key={'d3' * 32}\nremove=true\n"

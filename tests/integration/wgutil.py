@@ -76,3 +76,8 @@ def many_peers(n, ips_each=2):
             "allowed_ips": [f"10.{100 + hi // 256}.{hi % 256}.{lo}/32", f"fd77:{hi:x}:{lo:x}::/96"][:ips_each],
         })
     return peers
+
+
+def sync_stats(stderr):
+    """wgtool sync's "messages=N peers=M" (its timing left out)."""
+    return " ".join(kv for kv in stderr.split() if not kv.startswith("usec="))

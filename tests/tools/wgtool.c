@@ -4,7 +4,10 @@
  *
  *   wgtool [--mode auto|kernel|userspace] IFNAME create|delete|show
  *   wgtool [--mode ...] IFNAME set FILE     apply FILE with REPLACE_PEERS (like wg setconf)
- *   wgtool [--mode ...] IFNAME sync FILE    wg_sync to FILE; "messages=N peers=M" on stderr
+ *   wgtool [--mode ...] IFNAME sync FILE    wg_sync to FILE; "messages=N peers=M usec=T" on stderr
+ *   wgtool [--mode ...] IFNAME sync-from OLD NEW
+ *                                           wg_sync from OLD (the state last applied, as the
+ *                                           engine keeps it) to NEW, without reading the device
  *   wgtool genkey | pubkey                  like wg genkey / wg pubkey
  *
  * FILE ("-" = stdin) is the subset of wg(8)'s configuration format that wg.h
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <sodium.h>
 
@@ -381,8 +385,9 @@ int main(int argc, char **argv) {
         }
         const char *ifname = argv[0], *cmd = argv[1];
         bool with_file = strcmp(cmd, "set") == 0 || strcmp(cmd, "sync") == 0;
-        if (argc != (with_file ? 3 : 2) ||
-            (!with_file && strcmp(cmd, "create") && strcmp(cmd, "delete") && strcmp(cmd, "show"))) {
+        bool with_two = strcmp(cmd, "sync-from") == 0;
+        if (argc != (with_two ? 4 : with_file ? 3 : 2) ||
+            (!with_file && !with_two && strcmp(cmd, "create") && strcmp(cmd, "delete") && strcmp(cmd, "show"))) {
                 usage(stderr);
                 return 2;
         }
@@ -408,21 +413,29 @@ int main(int argc, char **argv) {
                         wg_device_free(d);
                 }
         } else {
-                struct config conf;
+                struct config conf, old = {};
                 struct wg_stats stats = {};
-                if (config_read(&conf, argv[2]) < 0)
+                if (config_read(&conf, argv[with_two ? 3 : 2]) < 0)
                         ret = 1;
-                else {
+                else if (with_two && config_read(&old, argv[2]) < 0) {
+                        config_free(&conf);
+                        ret = 1;
+                } else {
+                        struct timespec t0, t1;
+                        clock_gettime(CLOCK_MONOTONIC, &t0);
                         if (strcmp(cmd, "set") == 0) {
                                 conf.dev.flags |= WG_DEVICE_REPLACE_PEERS;
                                 r = wg_set(w, &conf.dev, &stats);
                         } else
-                                r = wg_sync(w, NULL, &conf.dev, &stats);
+                                r = wg_sync(w, with_two ? &old.dev : NULL, &conf.dev, &stats);
+                        clock_gettime(CLOCK_MONOTONIC, &t1);
                         if (r < 0)
                                 ret = fail(ifname, cmd, r, mode);
                         else
-                                fprintf(stderr, "messages=%zu peers=%zu\n", stats.messages, stats.peers);
+                                fprintf(stderr, "messages=%zu peers=%zu usec=%lld\n", stats.messages, stats.peers,
+                                        (long long) (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
                         config_free(&conf);
+                        config_free(&old);
                 }
         }
         wg_free(w);
