@@ -412,28 +412,36 @@ static int parse_errno(const char *v, int *ret) {
         return 0;
 }
 
-/* Reads a set reply, "errno=N\n\n". Returns -N, or a parse error. */
-static int read_set_reply(int fd) {
+/*
+ * Reads a reply: "key=value" lines up to a blank one. "errno=N" is the last
+ * key; the rest go to @on_line (NULL: ignored). Returns -N, or a parse error.
+ */
+static int read_reply(int fd, int (*on_line)(void *userdata, const char *key, const char *value, size_t vlen),
+                      void *userdata) {
         struct reader rd;
         int r, err = -1;
 
         if ((r = reader_init(&rd, fd)) < 0)
                 return r;
         for (;;) {
-                char *line, *eq;
-                size_t len;
+                char *line = NULL, *eq;
+                size_t len = 0;
                 if ((r = next_line(&rd, &line, &len)) < 0)
                         break;
                 if (len == 0) {
                         r = err < 0 ? -EBADMSG : -err;
                         break;
                 }
-                if (!(eq = strchr(line, '=')) || eq == line) {
-                        r = -EBADMSG;
+                if (!(eq = strchr(line, '=')) || eq == line || err >= 0) {
+                        r = -EBADMSG;   /* not key=value, or something after errno= */
                         break;
                 }
                 *eq = '\0';
-                if (strcmp(line, "errno") == 0 && (r = parse_errno(eq + 1, &err)) < 0)
+                if (strcmp(line, "errno") == 0)
+                        r = parse_errno(eq + 1, &err);
+                else
+                        r = on_line ? on_line(userdata, line, eq + 1, len - (size_t) (eq + 1 - line)) : 0;
+                if (r < 0)
                         break;
         }
         reader_done(&rd);
@@ -444,7 +452,6 @@ struct get_state {
         struct wg_device *dev;
         size_t peers_cap, ips_cap;
         struct wg_peer *peer;        /* the one being read, or NULL in the device section */
-        int err;                     /* errno=N seen: N; else -1 */
 };
 
 static int push_peer(struct get_state *g, const uint8_t key[static WG_KEY_LEN]) {
@@ -498,17 +505,14 @@ static bool is_peer_key(const char *key) {
 }
 
 /* One "key=value" of a get reply. Unknown keys are ignored, as wg(8) does. */
-static int get_line(struct get_state *g, const char *key, const char *value, size_t vlen) {
+static int get_line(void *userdata, const char *key, const char *value, size_t vlen) {
+        struct get_state *g = userdata;
         struct wg_device *dev = g->dev;
         struct wg_peer *p = g->peer;
         uint8_t k[WG_KEY_LEN];
         uint64_t n;
         int r;
 
-        if (g->err >= 0)
-                return -EBADMSG;     /* errno= ends the reply */
-        if (strcmp(key, "errno") == 0)
-                return parse_errno(value, &g->err);
         if (strcmp(key, "public_key") == 0) {
                 if ((r = parse_hex_key(value, vlen, k)) < 0)
                         return r;
@@ -579,8 +583,7 @@ static int get_line(struct get_state *g, const char *key, const char *value, siz
 
 static int uapi_get(struct wg *w, struct wg_device **ret) {
         _cleanup_close_ int fd = -1;
-        struct reader rd;
-        struct get_state g = { .err = -1 };
+        struct get_state g = {};
         static const char request[] = "get=1\n\n";
         int r;
 
@@ -593,29 +596,7 @@ static int uapi_get(struct wg *w, struct wg_device **ret) {
                 return -ENOMEM;
         /* Like the kernel path: these are always reported (absent in UAPI text = 0). */
         g.dev->flags = WG_DEVICE_HAS_LISTEN_PORT | WG_DEVICE_HAS_FWMARK;
-        if ((r = reader_init(&rd, fd)) < 0) {
-                wg_device_free(g.dev);
-                return r;
-        }
-        for (;;) {
-                char *line, *eq;
-                size_t len;
-                if ((r = next_line(&rd, &line, &len)) < 0)
-                        break;
-                if (len == 0) {
-                        r = g.err < 0 ? -EBADMSG : -g.err;
-                        break;
-                }
-                if (!(eq = strchr(line, '=')) || eq == line) {
-                        r = -EBADMSG;
-                        break;
-                }
-                *eq = '\0';
-                r = get_line(&g, line, eq + 1, len - (size_t) (eq + 1 - line));
-                if (r < 0)
-                        break;
-        }
-        reader_done(&rd);
+        r = read_reply(fd, get_line, &g);
         if (r < 0) {
                 wg_device_free(g.dev);
                 return r;
@@ -683,7 +664,7 @@ static int uapi_set(struct wg *w, const struct wg_device *dev, struct wg_stats *
                 goto out;
         text_free(&t);
         (void) shutdown(fd, SHUT_WR);
-        r = read_set_reply(fd);
+        r = read_reply(fd, NULL, NULL);
         stats->messages = 1;
         stats->peers = peers;
 out:
