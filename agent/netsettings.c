@@ -200,3 +200,100 @@ int netsettings_to_desired(const Vpn__NetworkSettingsRequest *req, struct net_de
         *out = d;
         return 0;
 }
+
+/* A DNS name without its trailing dot, in *@ret; or a reason in *@why. */
+static int dns_name(const char *in, char **ret, const char **why) {
+        size_t len = strlen(in), label = 0;
+
+        if (len > 0 && in[len - 1] == '.')
+                len--;
+        if (len == 0) {
+                *why = "empty domain name";
+                return -EINVAL;
+        }
+        if (len > 253) {
+                *why = "domain name longer than 253 characters";
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < len; i++) {
+                char c = in[i];
+                if (c == '.') {
+                        if (label == 0) {
+                                *why = "empty label in domain name";
+                                return -EINVAL;
+                        }
+                        label = 0;
+                        continue;
+                }
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                      c == '_')) {
+                        *why = "invalid character in domain name";
+                        return -EINVAL;
+                }
+                if (++label > 63) {
+                        *why = "label longer than 63 characters";
+                        return -EINVAL;
+                }
+        }
+        *ret = strndup(in, len);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int dns_names(char ***ret, size_t *n_ret, char *const *in, size_t n, const char *field, char **error) {
+        const char *why = NULL;
+        int r;
+
+        if (n > 256)
+                return fail(error, "dns_settings.%s: too many entries (%zu, at most 256)", field, n);
+        if (n == 0)
+                return 0;
+        *ret = calloc(n, sizeof(char *));
+        if (!*ret)
+                return -ENOMEM;
+        for (*n_ret = 0; *n_ret < n; (*n_ret)++) {
+                r = dns_name(in[*n_ret], &(*ret)[*n_ret], &why);
+                if (r == -EINVAL)
+                        return fail(error, "dns_settings.%s[%zu]: %s: \"%s\"", field, *n_ret, why, in[*n_ret]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int netsettings_to_dns(const Vpn__NetworkSettingsRequest__DNSSettings *d, struct dns_config *out, char **error) {
+        _cleanup_(dns_config_free) struct dns_config c = {};
+        int r;
+
+        *error = NULL;
+        if (!d) {
+                *out = c;
+                return 0;
+        }
+        if (d->n_servers > 256)
+                return fail(error, "dns_settings.servers: too many servers (%zu, at most 256)", d->n_servers);
+        if (d->n_servers) {
+                c.servers = calloc(d->n_servers, sizeof(*c.servers));
+                if (!c.servers)
+                        return -ENOMEM;
+        }
+        for (size_t i = 0; i < d->n_servers; i++) {
+                struct dns_server *s = &c.servers[c.n_servers++];
+                if (inet_pton(AF_INET, d->servers[i], s->addr) == 1)
+                        s->family = AF_INET;
+                else if (inet_pton(AF_INET6, d->servers[i], s->addr) == 1)
+                        s->family = AF_INET6;
+                else
+                        return fail(error, "dns_settings.servers[%zu]: not an IPv4 or IPv6 address: \"%s\"", i,
+                                    d->servers[i]);
+        }
+        if ((r = dns_names(&c.search_domains, &c.n_search_domains, d->search_domains, d->n_search_domains,
+                           "search_domains", error)) < 0)
+                return r;
+        if ((r = dns_names(&c.match_domains, &c.n_match_domains, d->match_domains, d->n_match_domains,
+                           "match_domains", error)) < 0)
+                return r;
+        c.match_domains_no_search = d->match_domains_no_search;
+        *out = c;
+        c = (struct dns_config) {};
+        return 0;
+}

@@ -7,6 +7,7 @@
  * applies. Errors name the offending field, e.g. "ipv4_settings.addrs[1]: ...".
  */
 #include "apply.h"
+#include "dns.h"
 #include "vpn.pb-c.h"
 
 /*
@@ -21,3 +22,12 @@ int netsettings_merge(const Vpn__NetworkSettingsRequest *state, const Vpn__Netwo
  * Returns 0, or -EINVAL with *@error set (free it); nothing is filled then.
  */
 int netsettings_to_desired(const Vpn__NetworkSettingsRequest *req, struct net_desired *out, char **error);
+
+/*
+ * Checks @d (servers: plain IPv4/IPv6 addresses; search and match domains: DNS
+ * names, one trailing dot stripped) and fills @out (free with dns_config_free).
+ * domain_name is not used (Coder sends the same name as a match domain).
+ * Returns 0, or -EINVAL with *@error set naming the field
+ * ("dns_settings.servers[1]: ..."), or -ENOMEM; nothing is filled on failure.
+ */
+int netsettings_to_dns(const Vpn__NetworkSettingsRequest__DNSSettings *d, struct dns_config *out, char **error);
