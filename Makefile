@@ -90,6 +90,12 @@ $(BUILD)/tests/netcfg-tool: $(BUILD)/tests/tools/netcfg-tool.o $(BUILD)/libagent
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/tests/wgtool: $(BUILD)/tests/tools/wgtool.o $(BUILD)/libagent.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/tests/resolvconf-tool: $(BUILD)/tests/tools/resolvconf-tool.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/tests/resolvedtool: $(BUILD)/tests/tools/resolvedtool.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/tests/dnsresponder-tool: $(BUILD)/tests/tools/dnsresponder-tool.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 deps:
 	tools/install-deps
@@ -104,16 +110,20 @@ check: deps
 check-run: check-unit check-python check-integration
 
 check-unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@failed=""; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "unit tests failed:$$failed"; exit 1; fi
 
 check-python: $(BUILD)/tests/pbcodec $(BUILD)/py/vpn_pb2.py
 	PYTHONPATH=$(BUILD)/py PBCODEC=$(BUILD)/tests/pbcodec \
 		$(PYTHON) -m pytest -q tests/proto
 
-TEST_TOOLS = $(BUILD)/tests/netapply $(BUILD)/tests/netcfg-tool $(BUILD)/tests/wgtool
+TEST_TOOLS = $(BUILD)/tests/netapply $(BUILD)/tests/netcfg-tool $(BUILD)/tests/wgtool \
+             $(BUILD)/tests/resolvconf-tool $(BUILD)/tests/resolvedtool $(BUILD)/tests/dnsresponder-tool
 TEST_ENV = PYTHONPATH=$(BUILD)/py:tests/integration CODERVPND=$(BUILD)/codervpnd \
            CODERVPNCTL=$(BUILD)/codervpnctl NETAPPLY=$(BUILD)/tests/netapply \
-           NETCFG_TOOL=$(BUILD)/tests/netcfg-tool WGTOOL=$(BUILD)/tests/wgtool
+           NETCFG_TOOL=$(BUILD)/tests/netcfg-tool WGTOOL=$(BUILD)/tests/wgtool \
+           RESOLVCONF_TOOL=$(BUILD)/tests/resolvconf-tool RESOLVEDTOOL=$(BUILD)/tests/resolvedtool \
+           DNSRESPONDER_TOOL=$(BUILD)/tests/dnsresponder-tool
 
 check-integration: all $(TEST_TOOLS) $(BUILD)/py/vpn_pb2.py
 	$(TEST_ENV) $(PYTHON) -m pytest -q tests/integration
