@@ -236,12 +236,11 @@ int dns_names_new(const struct dns_entry *entries, size_t n, struct dns_names **
 
 static const struct dns_node *names_lookup(const struct dns_names *names, const uint8_t *name,
                                            size_t len) {
-        struct dns_node key;
+        struct dns_node key = { .name_len = len };
 
         if (!names || names->n_nodes == 0)
                 return NULL;
         memcpy(key.name, name, len);
-        key.name_len = len;
         return bsearch(&key, names->nodes, names->n_nodes, sizeof(key), node_cmp);
 }
 
