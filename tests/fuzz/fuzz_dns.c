@@ -20,18 +20,9 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "fuzz-check.h"
 #include "dnswire.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                         \
-        do {                                                                                \
-                if (!(cond)) {                                                              \
-                        fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-                                #cond);                                                     \
-                        abort();                                                            \
-                }                                                                           \
-        } while (0)
 
 static struct dns_names *names;
 static struct dns_zones *zones;

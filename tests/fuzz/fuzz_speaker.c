@@ -26,21 +26,12 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "fuzz-check.h"
 #include "frame.h"
 #include "handshake.h"
 #include "message.h"
 #include "vpn.pb-c.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                         \
-        do {                                                                                \
-                if (!(cond)) {                                                              \
-                        fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-                                #cond);                                                     \
-                        abort();                                                            \
-                }                                                                           \
-        } while (0)
 
 static void fuzz_header(const char *line, size_t len) {
         struct vpn_header h;
