@@ -159,7 +159,7 @@ bench: all $(TEST_TOOLS) $(BUILD)/py/vpn_pb2.py
 	tests/vm/vm-run -t 1200 -- $(PYTHON) -u bench/bench_wg.py $(BUILD)
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) all $(BUILD)/tests/netapply $(BUILD)/py/vpn_pb2.py
 	tools/demo $(BUILD)
 
 # Static analysis. cppcheck does not know __attribute__((cleanup)), which owns every

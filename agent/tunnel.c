@@ -649,7 +649,7 @@ struct tunnel *tunnel_free(struct tunnel *t) {
 
 static void unimplemented_start(struct tunnel *t, const struct tunnel_start *params, void *userdata) {
         tunnel_start_done(t, "not implemented: connecting to the Coder control plane "
-                             "(tailnet coordination and the WireGuard engine are not built yet)");
+                             "(tailnet coordination, and the engine that drives WireGuard and DNS from it)");
 }
 
 static void unimplemented_stop(struct tunnel *t, void *userdata) {
