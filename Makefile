@@ -96,6 +96,8 @@ $(BUILD)/tests/resolvedtool: $(BUILD)/tests/tools/resolvedtool.o $(BUILD)/libage
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/tests/dnsresponder-tool: $(BUILD)/tests/tools/dnsresponder-tool.o $(BUILD)/libagent.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/tests/derpconn-tool: $(BUILD)/tests/tools/derpconn-tool.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 deps:
 	tools/install-deps
@@ -119,12 +121,13 @@ check-python: $(BUILD)/tests/pbcodec $(BUILD)/py/vpn_pb2.py
 		$(PYTHON) -m pytest -q tests/proto
 
 TEST_TOOLS = $(BUILD)/tests/netapply $(BUILD)/tests/netcfg-tool $(BUILD)/tests/wgtool \
-             $(BUILD)/tests/resolvconf-tool $(BUILD)/tests/resolvedtool $(BUILD)/tests/dnsresponder-tool
+             $(BUILD)/tests/resolvconf-tool $(BUILD)/tests/resolvedtool $(BUILD)/tests/dnsresponder-tool \
+             $(BUILD)/tests/derpconn-tool
 TEST_ENV = PYTHONPATH=$(BUILD)/py:tests/integration CODERVPND=$(BUILD)/codervpnd \
            CODERVPNCTL=$(BUILD)/codervpnctl NETAPPLY=$(BUILD)/tests/netapply \
            NETCFG_TOOL=$(BUILD)/tests/netcfg-tool WGTOOL=$(BUILD)/tests/wgtool \
            RESOLVCONF_TOOL=$(BUILD)/tests/resolvconf-tool RESOLVEDTOOL=$(BUILD)/tests/resolvedtool \
-           DNSRESPONDER_TOOL=$(BUILD)/tests/dnsresponder-tool
+           DNSRESPONDER_TOOL=$(BUILD)/tests/dnsresponder-tool DERPCONN_TOOL=$(BUILD)/tests/derpconn-tool
 
 check-integration: all $(TEST_TOOLS) $(BUILD)/py/vpn_pb2.py
 	$(TEST_ENV) $(PYTHON) -m pytest -q tests/integration
