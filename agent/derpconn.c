@@ -362,34 +362,42 @@ static int handle_frame(struct derp_conn *c, uint8_t type, const uint8_t *p, siz
         }
 }
 
+/*
+ * What the frame reader said (@r from derp_reader_feed/advance): a protocol
+ * error closes the connection; a whole frame is handled. Returns 0 or -errno.
+ */
+static int on_reader_result(struct derp_conn *c, int r) {
+        if (r == -EMSGSIZE) {
+                conn_fail(c, r, "oversize DERP frame (type 0x%02x, length %u, limit %u)",
+                          c->reader.type, c->reader.len, (unsigned) DERP_FRAME_MAX);
+                return r;
+        }
+        if (r < 0) {
+                conn_fail(c, r, "frame reader: %s", strerror(-r));
+                return r;
+        }
+        if (r == 0)
+                return 0;
+
+        const uint8_t *p;
+        size_t len;
+        uint8_t type = derp_reader_frame(&c->reader, &p, &len);
+        r = arm_deadline(c);
+        if (r >= 0)
+                r = handle_frame(c, type, p, len);
+        if (c->state != ST_CLOSED)
+                derp_reader_reset(&c->reader);
+        if (r < 0 && c->state != ST_CLOSED)
+                conn_fail(c, r, "%s", strerror(-r));
+        return r < 0 ? r : 0;
+}
+
 /* Runs bytes through the frame reader. */
 static int feed_stream(struct derp_conn *c, const uint8_t *data, size_t n) {
         while (n > 0 && c->state != ST_CLOSED && !c->free_requested) {
-                int r = derp_reader_feed(&c->reader, &data, &n);
-                if (r == -EMSGSIZE) {
-                        conn_fail(c, r, "oversize DERP frame (type 0x%02x, length %u, limit %u)",
-                                  c->reader.type, c->reader.len, (unsigned) DERP_FRAME_MAX);
+                int r = on_reader_result(c, derp_reader_feed(&c->reader, &data, &n));
+                if (r < 0)
                         return r;
-                }
-                if (r < 0) {
-                        conn_fail(c, r, "frame reader: %s", strerror(-r));
-                        return r;
-                }
-                if (r == 1) {
-                        const uint8_t *p;
-                        size_t len;
-                        uint8_t type = derp_reader_frame(&c->reader, &p, &len);
-                        r = arm_deadline(c);
-                        if (r >= 0)
-                                r = handle_frame(c, type, p, len);
-                        if (c->state != ST_CLOSED)
-                                derp_reader_reset(&c->reader);
-                        if (r < 0) {
-                                if (c->state != ST_CLOSED)
-                                        conn_fail(c, r, "%s", strerror(-r));
-                                return r;
-                        }
-                }
         }
         return 0;
 }
@@ -468,31 +476,9 @@ static int read_some(struct derp_conn *c) {
                         }
                         continue;
                 }
-                int r = derp_reader_advance(&c->reader, n);
-                if (r == -EMSGSIZE) {
-                        conn_fail(c, r, "oversize DERP frame (type 0x%02x, length %u, limit %u)",
-                                  c->reader.type, c->reader.len, (unsigned) DERP_FRAME_MAX);
+                int r = on_reader_result(c, derp_reader_advance(&c->reader, n));
+                if (r < 0)
                         return r;
-                }
-                if (r < 0) {
-                        conn_fail(c, r, "frame reader: %s", strerror(-r));
-                        return r;
-                }
-                if (r == 1) {
-                        const uint8_t *p;
-                        size_t len;
-                        uint8_t type = derp_reader_frame(&c->reader, &p, &len);
-                        r = arm_deadline(c);
-                        if (r >= 0)
-                                r = handle_frame(c, type, p, len);
-                        if (c->state != ST_CLOSED)
-                                derp_reader_reset(&c->reader);
-                        if (r < 0) {
-                                if (c->state != ST_CLOSED)
-                                        conn_fail(c, r, "%s", strerror(-r));
-                                return r;
-                        }
-                }
         }
         return 0;
 }
