@@ -377,26 +377,15 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
         return 0;
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 static int parse_hex_key(const char *s, size_t len, uint8_t key[static WG_KEY_LEN]) {
-        if (len != 2 * WG_KEY_LEN)
+        size_t got;
+        const char *end;
+
+        if (len != 2 * WG_KEY_LEN ||
+            sodium_hex2bin(key, WG_KEY_LEN, s, len, NULL, &got, &end) != 0 || got != WG_KEY_LEN ||
+            end != s + len) {
+                sodium_memzero(key, WG_KEY_LEN);
                 return -EBADMSG;
-        for (size_t i = 0; i < WG_KEY_LEN; i++) {
-                int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-                if (hi < 0 || lo < 0) {
-                        sodium_memzero(key, WG_KEY_LEN);
-                        return -EBADMSG;
-                }
-                key[i] = (uint8_t) (hi << 4 | lo);
         }
         return 0;
 }
