@@ -12,6 +12,9 @@
 
 #include "derpconn.h"
 #include "macro.h"
+#include "websocket.h"
+
+#define WS_READ_CHUNK 16384u
 
 enum derp_conn_state {
         ST_HTTP,          /* request going out, response head coming in */
@@ -45,6 +48,12 @@ struct derp_conn {
 
         struct derp_reader reader;
 
+        bool websocket;
+        char ws_key[WS_KEY_SIZE];
+        struct ws_parser ws;
+        uint8_t *ws_in;        /* raw bytes from the socket, before unframing */
+        bool ws_close_sent;
+
         uint8_t *out;          /* pending bytes: out[out_pos .. out_len) */
         size_t out_pos, out_len, out_cap;
 
@@ -55,12 +64,6 @@ struct derp_conn {
         bool in_dispatch;
         bool free_requested;
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
-}
 
 static void conn_teardown(struct derp_conn *c) {
         c->io = sd_event_source_disable_unref(c->io);
@@ -75,6 +78,7 @@ static void conn_teardown(struct derp_conn *c) {
 static void derp_conn_destroy(struct derp_conn *c) {
         conn_teardown(c);
         derp_reader_done(&c->reader);
+        free(c->ws_in);
         free(c->out);
         sodium_memzero(c->priv, sizeof(c->priv));
         sd_event_unref(c->event);
@@ -141,6 +145,48 @@ static int update_events(struct derp_conn *c) {
                                              EPOLLIN | (c->out_len > c->out_pos ? EPOLLOUT : 0));
 }
 
+/*
+ * Appends DERP stream bytes (@a then @b) to the output: as they are, or as one masked
+ * WebSocket binary message.
+ */
+static int emit(struct derp_conn *c, const void *a, size_t alen, const void *b, size_t blen) {
+        uint8_t mask[4];
+        size_t hl = 0;
+        int r;
+
+        if (c->websocket)
+                hl = ws_header_len(alen + blen);
+        r = out_reserve(c, hl + alen + blen);
+        if (r < 0)
+                return r;
+        uint8_t *p = c->out + c->out_len;
+        if (c->websocket) {
+                randombytes_buf(mask, sizeof(mask));
+                ws_put_header(p, WS_OP_BINARY, true, alen + blen, mask);
+        }
+        if (alen)
+                memcpy(p + hl, a, alen);
+        if (blen)
+                memcpy(p + hl + alen, b, blen);
+        if (c->websocket)
+                ws_mask(p + hl, alen + blen, mask, 0);
+        c->out_len += hl + alen + blen;
+        return update_events(c);
+}
+
+/* A WebSocket control frame (pong, close). */
+static int emit_ws_control(struct derp_conn *c, uint8_t opcode, const void *p, size_t len) {
+        size_t n;
+        int r = out_reserve(c, WS_HEADER_MAX + WS_CONTROL_MAX);
+        if (r < 0)
+                return r;
+        r = ws_write_frame(c->out + c->out_len, c->out_cap - c->out_len, opcode, p, len, &n);
+        if (r < 0)
+                return r;
+        c->out_len += n;
+        return update_events(c);
+}
+
 /* Writes as much as the socket takes. 0 or -errno (after which the caller fails). */
 static int flush_out(struct derp_conn *c) {
         while (c->out_len > c->out_pos) {
@@ -161,19 +207,13 @@ static int flush_out(struct derp_conn *c) {
 }
 
 static int queue_frame(struct derp_conn *c, uint8_t type, const void *payload, size_t len) {
-        size_t n;
-        int r = out_reserve(c, DERP_HEADER_LEN + len);
-        if (r < 0)
-                return r;
-        r = derp_write_frame(c->out + c->out_len, c->out_cap - c->out_len, type, payload, len, &n);
-        if (r < 0)
-                return r;
-        c->out_len += n;
-        return update_events(c);
+        uint8_t hdr[DERP_HEADER_LEN];
+        derp_put_header(hdr, type, (uint32_t) len);
+        return emit(c, hdr, sizeof(hdr), payload, len);
 }
 
 static int arm_deadline(struct derp_conn *c) {
-        return sd_event_source_set_time(c->timer, now_usec() + c->read_timeout_usec);
+        return sd_event_source_set_time(c->timer, monotonic_usec() + c->read_timeout_usec);
 }
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -193,7 +233,7 @@ static void handle_pong(struct derp_conn *c, const uint8_t data[DERP_PING_LEN]) 
         for (size_t i = 0; i < ELEMENTSOF(c->pings); i++) {
                 struct derp_ping *p = &c->pings[i];
                 if (p->used && memcmp(p->data, data, DERP_PING_LEN) == 0) {
-                        uint64_t rtt = now_usec() - p->sent_usec;
+                        uint64_t rtt = monotonic_usec() - p->sent_usec;
                         p->used = false;
                         if (c->cb.pong)
                                 c->cb.pong(c, rtt, c->userdata);
@@ -243,13 +283,11 @@ static int handle_frame(struct derp_conn *c, uint8_t type, const uint8_t *p, siz
                         conn_fail(c, r, "cannot build ClientInfo: %s", strerror(-r));
                         return r;
                 }
-                r = out_reserve(c, n);
+                r = emit(c, buf, n, NULL, 0);
                 if (r < 0) {
                         conn_fail(c, r, "out of memory");
                         return r;
                 }
-                memcpy(c->out + c->out_len, buf, n);
-                c->out_len += n;
                 c->state = ST_SERVER_INFO;
                 return flush_out(c);
         }
@@ -402,6 +440,78 @@ static int feed_stream(struct derp_conn *c, const uint8_t *data, size_t n) {
         return 0;
 }
 
+/*
+ * Queues a close frame and tries once to get the output out, ignoring failures: the
+ * connection is ending anyway, and its error (not a send error) is what gets reported.
+ */
+static void ws_send_close(struct derp_conn *c, uint16_t code, bool with_code) {
+        uint8_t p[2] = { (uint8_t) (code >> 8), (uint8_t) code };
+        size_t n = 0;
+
+        if (c->ws_close_sent)
+                return;
+        c->ws_close_sent = true;
+        if (emit_ws_control(c, WS_OP_CLOSE, p, with_code ? 2 : 0) < 0)
+                return;
+        (void) curl_easy_send(c->curl, c->out + c->out_pos, c->out_len - c->out_pos, &n);
+}
+
+/* Unframes WebSocket bytes from the server; the DERP stream goes to feed_stream. */
+static int feed_ws(struct derp_conn *c, const uint8_t *data, size_t n) {
+        struct ws_event_data ev;
+        int r;
+
+        while (c->state != ST_CLOSED && !c->free_requested) {
+                r = ws_parse(&c->ws, &data, &n, &ev);
+                switch (r) {
+                case WS_EV_NONE:
+                        return 0;
+                case WS_EV_DATA:
+                        if (ev.opcode != WS_OP_BINARY) {
+                                ws_send_close(c, WS_CLOSE_UNSUPPORTED_DATA, true);
+                                conn_fail(c, -EPROTO, "text WebSocket message on the DERP stream");
+                                return -EPROTO;
+                        }
+                        r = feed_stream(c, ev.data, ev.len);
+                        if (r < 0)
+                                return r;
+                        break;
+                case WS_EV_MESSAGE_END:
+                case WS_EV_PONG:
+                        break;
+                case WS_EV_PING:
+                        r = emit_ws_control(c, WS_OP_PONG, ev.data, ev.len);
+                        if (r < 0) {
+                                conn_fail(c, r, "cannot queue WebSocket pong: %s", strerror(-r));
+                                return r;
+                        }
+                        break;
+                case WS_EV_CLOSE:
+                        /* Echo the code, as §5.5.1 asks, then give up on the stream. */
+                        ws_send_close(c, ev.close_code, ev.close_code != 0);
+                        conn_fail(c, -ECONNRESET, "WebSocket closed by the DERP server (code %u)%s",
+                                  ev.close_code, c->state == ST_READY ? "" : " during the handshake");
+                        return -ECONNRESET;
+                default:
+                        /* Tell the server why: it broke the protocol. */
+                        ws_send_close(c, r == -EMSGSIZE ? WS_CLOSE_TOO_BIG : WS_CLOSE_PROTOCOL_ERROR,
+                                      true);
+                        if (r == -EMSGSIZE)
+                                conn_fail(c, r, "%s (limit %u bytes)", c->ws.error,
+                                          (unsigned) DERP_CONN_WS_FRAME_MAX);
+                        else
+                                conn_fail(c, r, "%s", c->ws.error ? c->ws.error : strerror(-r));
+                        return r;
+                }
+        }
+        return 0;
+}
+
+/* Bytes of the upgraded stream, in whichever framing it has. */
+static int feed_upgraded(struct derp_conn *c, const uint8_t *data, size_t n) {
+        return c->websocket ? feed_ws(c, data, n) : feed_stream(c, data, n);
+}
+
 /* The HTTP response head is in c->head[0..end); bytes after it belong to the DERP stream. */
 static int finish_http(struct derp_conn *c, size_t end) {
         char line[256];
@@ -416,11 +526,26 @@ static int finish_http(struct derp_conn *c, size_t end) {
 
         int code = 0;
         if (sscanf(line, "HTTP/1.%*1[01] %3d", &code) != 1 || code != 101) {
-                conn_fail(c, -ECONNREFUSED, "DERP upgrade refused: %s", line);
+                /* Servers that only speak WebSocket answer 4xx (426) to Upgrade: DERP. */
+                if (!c->websocket && code >= 400 && code < 500) {
+                        conn_fail(c, -EPROTONOSUPPORT,
+                                  "DERP upgrade refused: %s (try the WebSocket variant)", line);
+                        return -EPROTONOSUPPORT;
+                }
+                conn_fail(c, -ECONNREFUSED, "%s upgrade refused: %s",
+                          c->websocket ? "WebSocket" : "DERP", line);
                 return -ECONNREFUSED;
         }
+        if (c->websocket) {
+                char err[128];
+                int r = ws_check_response(c->head, end, c->ws_key, "derp", err, sizeof(err));
+                if (r < 0) {
+                        conn_fail(c, r, "%s", err);
+                        return r;
+                }
+        }
         c->state = ST_SERVER_KEY;
-        return feed_stream(c, (const uint8_t *) c->head + end, c->head_len - end);
+        return feed_upgraded(c, (const uint8_t *) c->head + end, c->head_len - end);
 }
 
 static int read_some(struct derp_conn *c) {
@@ -438,6 +563,9 @@ static int read_some(struct derp_conn *c) {
                                 return -EBADMSG;
                         }
                         buf = (uint8_t *) c->head + c->head_len;
+                } else if (c->websocket) {
+                        buf = c->ws_in;
+                        room = WS_READ_CHUNK;
                 } else {
                         int r = derp_reader_space(&c->reader, &buf, &room);
                         if (r < 0) {
@@ -476,7 +604,8 @@ static int read_some(struct derp_conn *c) {
                         }
                         continue;
                 }
-                int r = on_reader_result(c, derp_reader_advance(&c->reader, n));
+                int r = c->websocket ? feed_ws(c, buf, n) :
+                                       on_reader_result(c, derp_reader_advance(&c->reader, n));
                 if (r < 0)
                         return r;
         }
@@ -546,11 +675,18 @@ static int build_request(struct derp_conn *c, const char *url, char *errbuf, siz
                 curl_free(path);
                 path = NULL;
         }
-        char req[2048];
+        char req[2048], ws[256] = "";
+        if (c->websocket) {
+                ws_make_key(c->ws_key);
+                snprintf(ws, sizeof(ws),
+                         "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                         "Sec-WebSocket-Protocol: derp\r\n", c->ws_key);
+        }
         int n = snprintf(req, sizeof(req),
-                         "GET %s HTTP/1.1\r\nHost: %s%s%s\r\nUpgrade: DERP\r\n"
-                         "Connection: Upgrade\r\nUser-Agent: codervpnd\r\n\r\n",
-                         path ? path : "/derp", host, port ? ":" : "", port ? port : "");
+                         "GET %s HTTP/1.1\r\nHost: %s%s%s\r\nUpgrade: %s\r\n"
+                         "Connection: Upgrade\r\n%sUser-Agent: codervpnd\r\n\r\n",
+                         path ? path : "/derp", host, port ? ":" : "", port ? port : "",
+                         c->websocket ? "websocket" : "DERP", ws);
         if (n < 0 || (size_t) n >= sizeof(req)) {
                 set_err(errbuf, errlen, "DERP URL too long");
                 goto out;
@@ -570,11 +706,68 @@ out:
         return r;
 }
 
+/*
+ * What libcurl connects to: the URL, with its host replaced by @cert_name when that is
+ * set (libcurl takes SNI and the name to verify from the URL), and a CONNECT_TO entry
+ * sending the TCP connection to @connect_host (or to the URL's own host when only the
+ * name changed).
+ */
+static int curl_target(const struct derp_conn_config *config, char **ret_url,
+                       struct curl_slist **ret_connect_to) {
+        CURLU *u = curl_url();
+        char *host = NULL, *url = NULL;
+        const char *target = config->connect_host;
+        int r = -EINVAL;
+
+        *ret_connect_to = NULL;
+        if (!u)
+                return -ENOMEM;
+        if (curl_url_set(u, CURLUPART_URL, config->url, 0) != CURLUE_OK ||
+            curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+                goto out;
+        if (config->cert_name && *config->cert_name) {
+                if (!target)
+                        target = host;
+                if (curl_url_set(u, CURLUPART_HOST, config->cert_name, 0) != CURLUE_OK)
+                        goto out;
+        }
+        if (curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
+                goto out;
+        if (target && *target) {
+                char entry[512];
+                bool v6 = strchr(target, ':') && target[0] != '[';
+                int n = snprintf(entry, sizeof(entry), "::%s%s%s:", v6 ? "[" : "", target,
+                                 v6 ? "]" : "");
+                if (n < 0 || (size_t) n >= sizeof(entry))
+                        goto out;
+                *ret_connect_to = curl_slist_append(NULL, entry);
+                if (!*ret_connect_to) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+        }
+        *ret_url = strdup(url);
+        if (!*ret_url) {
+                curl_slist_free_all(*ret_connect_to);
+                *ret_connect_to = NULL;
+                r = -ENOMEM;
+                goto out;
+        }
+        r = 0;
+out:
+        curl_free(host);
+        curl_free(url);
+        curl_url_cleanup(u);
+        return r;
+}
+
 int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
                   const struct derp_conn_callbacks *cb, void *userdata,
                   struct derp_conn **ret, char *errbuf, size_t errlen) {
         struct derp_conn *c;
         char curlerr[CURL_ERROR_SIZE] = "";
+        _cleanup_free_ char *curl_url_str = NULL;
+        struct curl_slist *connect_to = NULL;
         curl_socket_t sock = CURL_SOCKET_BAD;
         CURLcode cr;
         int r;
@@ -598,6 +791,15 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
         if (cb)
                 c->cb = *cb;
         c->userdata = userdata;
+        c->websocket = config->websocket;
+        if (c->websocket) {
+                ws_parser_init(&c->ws, DERP_CONN_WS_FRAME_MAX);
+                c->ws_in = malloc(WS_READ_CHUNK);
+                if (!c->ws_in) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
 
         r = derp_key_public(c->priv, c->pub);
         if (r < 0) {
@@ -607,6 +809,11 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
         r = build_request(c, config->url, errbuf, errlen);
         if (r < 0)
                 goto fail;
+        r = curl_target(config, &curl_url_str, &connect_to);
+        if (r < 0) {
+                set_err(errbuf, errlen, "bad DERP URL, certificate name or address");
+                goto fail;
+        }
 
         c->curl = curl_easy_init();
         if (!c->curl) {
@@ -614,7 +821,15 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
                 set_err(errbuf, errlen, "curl_easy_init failed");
                 goto fail;
         }
-        curl_easy_setopt(c->curl, CURLOPT_URL, config->url);
+        curl_easy_setopt(c->curl, CURLOPT_URL, curl_url_str);
+        if (connect_to)
+                curl_easy_setopt(c->curl, CURLOPT_CONNECT_TO, connect_to);
+        if (config->ca_file)
+                curl_easy_setopt(c->curl, CURLOPT_CAINFO, config->ca_file);
+        if (config->insecure) {
+                curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+                curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+        }
         curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
         curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, DERP_CONN_CONNECT_TIMEOUT_MS);
         curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
@@ -626,6 +841,10 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
 
         cr = curl_easy_perform(c->curl);
         curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
+        /* libcurl keeps the list pointer: drop it before freeing the list. */
+        curl_easy_setopt(c->curl, CURLOPT_CONNECT_TO, NULL);
+        curl_slist_free_all(connect_to);
+        connect_to = NULL;
         if (cr != CURLE_OK) {
                 r = cr == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
                 set_err(errbuf, errlen, "cannot connect to the DERP server: %s",
@@ -646,7 +865,7 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
                 goto fail;
         }
         r = sd_event_add_time(event, &c->timer, CLOCK_MONOTONIC,
-                              now_usec() + c->read_timeout_usec, 0, on_deadline, c);
+                              monotonic_usec() + c->read_timeout_usec, 0, on_deadline, c);
         if (r < 0) {
                 set_err(errbuf, errlen, "sd_event_add_time: %s", strerror(-r));
                 goto fail;
@@ -654,7 +873,8 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
         *ret = c;
         return 0;
 fail:
-        derp_conn_destroy(c);
+        derp_conn_destroy(c);           /* before the list: the handle may still point at it */
+        curl_slist_free_all(connect_to);
         return r;
 }
 
@@ -670,14 +890,7 @@ int derp_conn_send(struct derp_conn *c, const uint8_t dst[DERP_KEY_LEN], const v
                 return r;
         if (c->out_len - c->out_pos + sizeof(hdr) + len > DERP_CONN_QUEUE_MAX)
                 return -ENOBUFS;
-        r = out_reserve(c, sizeof(hdr) + len);
-        if (r < 0)
-                return r;
-        memcpy(c->out + c->out_len, hdr, sizeof(hdr));
-        if (len)
-                memcpy(c->out + c->out_len + sizeof(hdr), pkt, len);
-        c->out_len += sizeof(hdr) + len;
-        return update_events(c);
+        return emit(c, hdr, sizeof(hdr), pkt, len);
 }
 
 int derp_conn_ping(struct derp_conn *c) {
@@ -691,7 +904,7 @@ int derp_conn_ping(struct derp_conn *c) {
                 int r = queue_frame(c, DERP_FRAME_PING, p->data, sizeof(p->data));
                 if (r < 0)
                         return r;
-                p->sent_usec = now_usec();
+                p->sent_usec = monotonic_usec();
                 p->used = true;
                 return 0;
         }

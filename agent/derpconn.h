@@ -1,9 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 /*
- * DERP client connection (spec derp.md §1-3) on sd-event: plain HTTP/1.1 `Upgrade: DERP`
- * over a libcurl CONNECT_ONLY handle (TLS if the URL is https, with libcurl's defaults),
- * then the DERP handshake (ServerKey, ClientInfo, ServerInfo) and the frame stream.
+ * DERP client connection (spec derp.md §1-3) on sd-event: HTTP/1.1 `Upgrade: DERP` over
+ * a libcurl CONNECT_ONLY handle (TLS if the URL is https), then the DERP handshake
+ * (ServerKey, ClientInfo, ServerInfo) and the frame stream.
+ *
+ * With `websocket`, the upgrade is `Upgrade: websocket` with `Sec-WebSocket-Protocol:
+ * derp` (agent/websocket) and the DERP stream travels in binary messages: every DERP
+ * frame we send is one masked message; what the server sends is reassembled whatever
+ * its message boundaries. Server pings are answered, a close frame ends the connection.
+ *
+ * A 4xx answer to `Upgrade: DERP` ends the connection with -EPROTONOSUPPORT, so that the
+ * caller can retry with `websocket` (Coder's servers may only speak that).
  *
  * One event loop, no threads. The TCP (and TLS) connect itself is done by
  * curl_easy_perform and blocks for at most the connect timeout (10 s); everything after
@@ -26,6 +34,9 @@
 /* Bytes of SendPacket frames that may wait for the socket; derp_conn_send beyond: -ENOBUFS. */
 #define DERP_CONN_QUEUE_MAX (32u * (DERP_MAX_PACKET_SIZE + DERP_HEADER_LEN + DERP_KEY_LEN))
 #define DERP_CONN_PINGS_MAX 16
+/* Largest WebSocket frame accepted: a whole DERP frame, and slack for servers that
+ * coalesce writes (the DERP stream has no need of more). */
+#define DERP_CONN_WS_FRAME_MAX (DERP_HEADER_LEN + DERP_FRAME_MAX + 16384u)
 
 struct derp_conn;
 
@@ -34,6 +45,11 @@ struct derp_conn_config {
         uint8_t priv[DERP_KEY_LEN];          /* client (node) private key */
         uint32_t fwmark;                     /* SO_MARK on the socket; 0 = none */
         uint64_t read_timeout_usec;          /* 0 = DERP_CONN_READ_TIMEOUT_USEC */
+        bool websocket;                      /* the WebSocket variant */
+        const char *ca_file;                 /* https: CA bundle; NULL = libcurl's default */
+        bool insecure;                       /* https: no certificate check (InsecureForTests) */
+        const char *cert_name;               /* https: SNI and expected name; NULL = URL host */
+        const char *connect_host;            /* address to connect to; NULL = the URL host's */
 };
 
 struct derp_conn_callbacks {

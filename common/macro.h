@@ -6,9 +6,11 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -37,6 +39,13 @@ static inline void fclosep(FILE **f) {
 /* Hands ownership out of a _cleanup_ variable. */
 #define TAKE_PTR(p) ({ __typeof__(p) t_ = (p); (p) = NULL; t_; })
 #define TAKE_FD(fd) ({ int t_ = (fd); (fd) = -1; t_; })
+
+/* CLOCK_MONOTONIC in microseconds, the clock sd-event timers here use. */
+static inline uint64_t monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
 
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func) \
         static inline void func##p(type *p) {   \

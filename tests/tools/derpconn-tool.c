@@ -2,7 +2,8 @@
 /*
  * derpconn-tool: agent/derpconn on the command line, for tests.
  *
- *   derpconn-tool URL --key-file F [--fwmark N] [--read-timeout-ms N]
+ *   derpconn-tool URL --key-file F [--fwmark N] [--read-timeout-ms N] [--websocket]
+ *                 [--ca-file F] [--insecure] [--cert-name NAME] [--connect-host ADDR]
  *
  * F holds a private key as 64 hex digits or privkey:<hex>. Prints on stdout:
  *   ready pubkey=<hex>          handshake done
@@ -24,40 +25,19 @@
 
 #include "derpconn.h"
 #include "macro.h"
+#include "toolcmd.h"
 
 static const char *prog = "derpconn-tool";
 
 struct tool {
         sd_event *event;
         struct derp_conn *conn;
-        char line[2 * (DERP_MAX_PACKET_SIZE + 256)];
-        size_t line_len;
+        struct line_reader in;
 };
-
-static void print_hex(const uint8_t *p, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                printf("%02x", p[i]);
-}
-
-static int unhex(const char *s, uint8_t *out, size_t max, size_t *ret) {
-        size_t n = strlen(s);
-        if (n % 2 || n / 2 > max)
-                return -EINVAL;
-        for (size_t i = 0; i < n / 2; i++) {
-                unsigned v;
-                if (sscanf(s + 2 * i, "%2x", &v) != 1 ||
-                    !strchr("0123456789abcdefABCDEF", s[2 * i]) ||
-                    !strchr("0123456789abcdefABCDEF", s[2 * i + 1]))
-                        return -EINVAL;
-                out[i] = (uint8_t) v;
-        }
-        *ret = n / 2;
-        return 0;
-}
 
 static void on_ready(struct derp_conn *c, const struct derp_server_info *info, void *ud) {
         printf("ready pubkey=");
-        print_hex(derp_conn_public_key(c), DERP_KEY_LEN);
+        tool_print_hex(derp_conn_public_key(c), DERP_KEY_LEN);
         printf("\n");
         fflush(stdout);
 }
@@ -65,9 +45,9 @@ static void on_ready(struct derp_conn *c, const struct derp_server_info *info, v
 static void on_recv(struct derp_conn *c, const uint8_t src[DERP_KEY_LEN], const uint8_t *pkt,
                     size_t len, void *ud) {
         printf("recv ");
-        print_hex(src, DERP_KEY_LEN);
+        tool_print_hex(src, DERP_KEY_LEN);
         printf(" ");
-        print_hex(pkt, len);
+        tool_print_hex(pkt, len);
         printf("\n");
         fflush(stdout);
 }
@@ -75,7 +55,7 @@ static void on_recv(struct derp_conn *c, const uint8_t src[DERP_KEY_LEN], const 
 static void on_gone(struct derp_conn *c, const uint8_t key[DERP_KEY_LEN], uint8_t reason,
                     void *ud) {
         printf("gone ");
-        print_hex(key, DERP_KEY_LEN);
+        tool_print_hex(key, DERP_KEY_LEN);
         printf(" %u\n", reason);
         fflush(stdout);
 }
@@ -106,7 +86,8 @@ static void on_closed(struct derp_conn *c, int error, const char *message, void 
         sd_event_exit(t->event, 1);
 }
 
-static void command(struct tool *t, char *line) {
+static void command(char *line, void *ud) {
+        struct tool *t = ud;
         char *cmd = strtok(line, " \t\r");
         int r;
 
@@ -123,8 +104,8 @@ static void command(struct tool *t, char *line) {
                 static uint8_t buf[DERP_MAX_PACKET_SIZE + 1];
                 uint8_t key[DERP_KEY_LEN];
                 size_t kl, dl = 0;
-                if (!dst || unhex(dst, key, sizeof(key), &kl) < 0 || kl != DERP_KEY_LEN ||
-                    (data && unhex(data, buf, sizeof(buf), &dl) < 0)) {
+                if (!dst || tool_unhex(dst, key, sizeof(key), &kl) < 0 || kl != DERP_KEY_LEN ||
+                    (data && tool_unhex(data, buf, sizeof(buf), &dl) < 0)) {
                         printf("error send: usage: send DSTHEX DATAHEX\n");
                 } else {
                         r = derp_conn_send(t->conn, key, buf, dl);
@@ -137,59 +118,16 @@ static void command(struct tool *t, char *line) {
         fflush(stdout);
 }
 
-static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *ud) {
-        struct tool *t = ud;
-        ssize_t n = read(fd, t->line + t->line_len, sizeof(t->line) - 1 - t->line_len);
-        if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                        return 0;
-                return sd_event_exit(t->event, 0);
-        }
-        if (n == 0)
-                return sd_event_exit(t->event, 0);
-        t->line_len += (size_t) n;
-        for (;;) {
-                char *nl = memchr(t->line, '\n', t->line_len);
-                if (!nl)
-                        break;
-                *nl = 0;
-                size_t used = (size_t) (nl - t->line) + 1;
-                command(t, t->line);
-                memmove(t->line, t->line + used, t->line_len - used);
-                t->line_len -= used;
-        }
-        if (t->line_len == sizeof(t->line) - 1) {
-                printf("error: line too long\n");
-                fflush(stdout);
-                t->line_len = 0;
-        }
-        return 0;
-}
-
-static int read_key(const char *path, uint8_t key[DERP_KEY_LEN]) {
-        char text[256];
-        size_t n;
-        FILE *f = fopen(path, "re");
-        if (!f)
-                return -errno;
-        n = fread(text, 1, sizeof(text) - 1, f);
-        fclose(f);
-        text[n] = 0;
-        text[strcspn(text, " \t\r\n")] = 0;
-        const char *h = strncmp(text, "privkey:", 8) == 0 ? text + 8 : text;
-        size_t kl;
-        int r = unhex(h, key, DERP_KEY_LEN, &kl);
-        explicit_bzero(text, sizeof(text));
-        if (r < 0 || kl != DERP_KEY_LEN)
-                return -EINVAL;
-        return 0;
-}
-
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "key-file", required_argument, NULL, 'k' },
                 { "fwmark", required_argument, NULL, 'm' },
                 { "read-timeout-ms", required_argument, NULL, 't' },
+                { "websocket", no_argument, NULL, 'w' },
+                { "ca-file", required_argument, NULL, 'C' },
+                { "insecure", no_argument, NULL, 'I' },
+                { "cert-name", required_argument, NULL, 'N' },
+                { "connect-host", required_argument, NULL, 'H' },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
@@ -197,7 +135,6 @@ int main(int argc, char **argv) {
         struct derp_conn_config cfg = {};
         const char *key_file = NULL;
         char err[512] = "";
-        sd_event_source *in = NULL;
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
@@ -205,18 +142,25 @@ int main(int argc, char **argv) {
                 case 'k': key_file = optarg; break;
                 case 'm': cfg.fwmark = (uint32_t) strtoul(optarg, NULL, 0); break;
                 case 't': cfg.read_timeout_usec = strtoull(optarg, NULL, 10) * 1000ULL; break;
+                case 'w': cfg.websocket = true; break;
+                case 'C': cfg.ca_file = optarg; break;
+                case 'I': cfg.insecure = true; break;
+                case 'N': cfg.cert_name = optarg; break;
+                case 'H': cfg.connect_host = optarg; break;
                 case 'h':
-                        printf("usage: %s URL --key-file F [--fwmark N] [--read-timeout-ms N]\n", prog);
+                        printf("usage: %s URL --key-file F [--fwmark N] [--read-timeout-ms N] [--websocket]\n"
+                               "       [--ca-file F] [--insecure] [--cert-name NAME] [--connect-host ADDR]\n", prog);
                         return 0;
                 default: return 2;
                 }
         }
         if (optind != argc - 1 || !key_file) {
-                fprintf(stderr, "usage: %s URL --key-file F [--fwmark N] [--read-timeout-ms N]\n", prog);
+                fprintf(stderr, "usage: %s URL --key-file F [--fwmark N] [--read-timeout-ms N] [--websocket]\n"
+                               "       [--ca-file F] [--insecure] [--cert-name NAME] [--connect-host ADDR]\n", prog);
                 return 2;
         }
         cfg.url = argv[optind];
-        r = read_key(key_file, cfg.priv);
+        r = tool_read_key(key_file, cfg.priv, sizeof(cfg.priv));
         if (r < 0) {
                 fprintf(stderr, "%s: cannot read key from %s: %s\n", prog, key_file, strerror(-r));
                 return 1;
@@ -237,7 +181,8 @@ int main(int argc, char **argv) {
                 sd_event_unref(t.event);
                 return 1;
         }
-        r = sd_event_add_io(t.event, &in, STDIN_FILENO, EPOLLIN, on_stdin, &t);
+        r = line_reader_start(&t.in, t.event, STDIN_FILENO, 2 * (DERP_MAX_PACKET_SIZE + 256),
+                              LINE_READER_EXIT_AT_EOF | LINE_READER_REPORT_OVERLONG, command, &t);
         if (r < 0) {
                 fprintf(stderr, "%s: stdin: %s\n", prog, strerror(-r));
                 derp_conn_free(t.conn);
@@ -245,7 +190,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         r = sd_event_loop(t.event);
-        sd_event_source_disable_unref(in);
+        line_reader_done(&t.in);
         derp_conn_free(t.conn);
         sd_event_unref(t.event);
         return r < 0 ? 1 : r;

@@ -2,7 +2,7 @@
 """Minimal DERP relay server for tests and the demo (never installed).
 
 Implements the wire protocol described in /work/shared/spec/derp.md:
-plain HTTP/1.1 on loopback, `GET /derp` with `Upgrade: DERP` (or WebSocket
+plain HTTP/1.1 on loopback (HTTPS with --tls-cert), `GET /derp` with `Upgrade: DERP` (or WebSocket
 with `Sec-WebSocket-Protocol: derp`), DERP v2 handshake (NaCl box), packet
 routing, PeerGone, KeepAlive, Ping/Pong, probe endpoints and fault injection
 (`--hostile MODE`) for client tests.
@@ -10,6 +10,7 @@ routing, PeerGone, KeepAlive, Ping/Pong, probe endpoints and fault injection
 Usage:
   derper.py --listen HOST:PORT [--key-file F] [--ws-only|--no-ws]
             [--max-packet N] [--keepalive S] [--ws-split N] [--hostile MODE]
+            [--restarting MS] [--tls-cert PEM --tls-key PEM]
 
 Prints `listening HOST:PORT pubkey=<hex>` on stdout once ready; logs to stderr.
 """
@@ -48,6 +49,7 @@ FRAME_NOTE_PREFERRED = 0x07
 FRAME_PEER_GONE = 0x08
 FRAME_PING = 0x12
 FRAME_PONG = 0x13
+FRAME_RESTARTING = 0x15
 
 PEER_GONE_DISCONNECTED = 0
 PEER_GONE_NOT_HERE = 1
@@ -58,7 +60,7 @@ WRITE_TIMEOUT = 2.0
 HANDSHAKE_TIMEOUT = 10.0
 HTTP_HEADER_LIMIT = 16 << 10
 WS_MAX_MESSAGE = 1 << 20
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B5B"
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"   # RFC 6455 §1.3
 
 HOSTILE_MODES = ("garbage", "garbage-before-key", "oversize", "endless", "bad-magic")
 
@@ -484,6 +486,13 @@ class Server:
         if mode in ("garbage", "oversize", "endless"):
             await stream.send(frame(FRAME_SERVER_INFO, bytes(sealed)))
             return await self.hostile(stream, mode)
+        if self.args.restarting is not None:
+            # As a relay going down for a restart: Restarting(reconnect in, try for), close.
+            ms = self.args.restarting
+            await stream.send(frame(FRAME_SERVER_INFO, bytes(sealed)) +
+                              frame(FRAME_RESTARTING, struct.pack(">II", ms, 10 * ms)))
+            await asyncio.sleep(0.1)
+            return
 
         # Register before ServerInfo goes out, so that once the client has
         # seen ServerInfo, packets to it are routed (queued until the writer
@@ -609,6 +618,15 @@ def load_key(path):
     return priv
 
 
+def in_private_netns():
+    """Whether we run in a named network namespace (`ip netns add`, as tests and the demo make)."""
+    try:
+        me = os.stat("/proc/self/ns/net").st_ino
+        return any(os.stat(os.path.join("/run/netns", n)).st_ino == me for n in os.listdir("/run/netns"))
+    except OSError:
+        return False
+
+
 def parse_listen(s):
     host, sep, port = s.rpartition(":")
     if not sep:
@@ -616,8 +634,9 @@ def parse_listen(s):
     host = host.strip("[]")
     if host != "localhost":
         try:
-            if not ipaddress.ip_address(host).is_loopback:
-                raise argparse.ArgumentTypeError("refusing non-loopback address %s" % host)
+            if not ipaddress.ip_address(host).is_loopback and not in_private_netns():
+                raise argparse.ArgumentTypeError("refusing non-loopback address %s outside a test's network "
+                                                 "namespace" % host)
         except ValueError:
             raise argparse.ArgumentTypeError("bad host %r" % host)
     return host, int(port)
@@ -638,6 +657,10 @@ def main(argv=None):
                     help="fault injection: garbage (after ServerInfo), garbage-before-key, "
                          "oversize (RecvPacket > 64 KiB), endless (frame length 2^32-1, trickled), "
                          "bad-magic (ServerKey with wrong magic)")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM; needs --tls-key)")
+    ap.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    ap.add_argument("--restarting", type=int, metavar="MS",
+                    help="after the handshake send Restarting(MS, 10*MS) and close the connection")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
@@ -654,7 +677,14 @@ async def amain(args, priv):
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    srv = await asyncio.start_server(server.handle, host, port, limit=HTTP_HEADER_LIMIT + 1024)
+    tls = None
+    if args.tls_cert:
+        import ssl
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        tls.set_alpn_protocols(["http/1.1"])
+    srv = await asyncio.start_server(server.handle, host, port, limit=HTTP_HEADER_LIMIT + 1024,
+                                     ssl=tls)
     sockname = srv.sockets[0].getsockname()
     shown = sockname[0] if ":" not in sockname[0] else "[%s]" % sockname[0]
     print("listening %s:%d pubkey=%s" % (shown, sockname[1], server.pub.hex()), flush=True)
