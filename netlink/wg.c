@@ -155,7 +155,7 @@ static int same_allowedips(const struct wg_peer *a, const struct wg_peer *b, boo
         return 0;
 }
 
-static bool same_endpoint(const union wg_endpoint *a, const union wg_endpoint *b) {
+bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b) {
         if (a->sa.sa_family != b->sa.sa_family)
                 return false;
         if (a->sa.sa_family == AF_INET)
@@ -185,7 +185,7 @@ static int diff_peer(const struct wg_peer *cur, const struct wg_peer *want, stru
                 out->allowedips = want->allowedips;
                 out->n_allowedips = want->n_allowedips;
         }
-        if (want->endpoint.sa.sa_family && !same_endpoint(&cur->endpoint, &want->endpoint))
+        if (want->endpoint.sa.sa_family && !wg_endpoint_equal(&cur->endpoint, &want->endpoint))
                 out->endpoint = want->endpoint;
         if ((want->flags & WG_PEER_HAS_KEEPALIVE) && want->persistent_keepalive != cur->persistent_keepalive) {
                 out->flags |= WG_PEER_HAS_KEEPALIVE;

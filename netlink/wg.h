@@ -85,6 +85,9 @@ struct wg_stats {
 
 struct wg;
 
+/* Same family, address and port (both without an endpoint: equal). */
+bool wg_endpoint_equal(const union wg_endpoint *a, const union wg_endpoint *b);
+
 /* Opens @ifname (which need not exist yet). -EOPNOTSUPP if @mode cannot work here. */
 int wg_open(struct wg **ret, const char *ifname, enum wg_mode mode);
 void wg_free(struct wg *w);
