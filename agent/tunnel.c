@@ -47,6 +47,9 @@ struct tunnel {
         struct request *queue_head, **queue_tail;
         struct request *busy;     /* the Start or Stop the backend is working on */
 
+        char *config_url;         /* standalone: the file:// URL a Start may name */
+        struct speaker *starter;  /* the manager whose Start is running or ran */
+
         bool shutting_down;
         void (*shutdown_done)(struct tunnel *t, void *userdata);
         void *shutdown_userdata;
@@ -293,7 +296,8 @@ static void begin_start(struct tunnel *t, struct request *r) {
                 request_free(r);
                 return;
         }
-        if (tunnel_validate_start(req, &error) < 0) {
+        bool names_config = t->config_url && req->coder_url && strcmp(req->coder_url, t->config_url) == 0;
+        if (!names_config && tunnel_validate_start(req, &error) < 0) {
                 log_warning("Refusing Start from %s: %s", speaker_description(r->speaker), error);
                 reply_result(r->speaker, r->id, true, error);
                 request_free(r);
@@ -301,7 +305,7 @@ static void begin_start(struct tunnel *t, struct request *r) {
         }
         if (t->state == TUNNEL_STARTED) {
                 log_warning("Start from %s while already started; keeping the running tunnel",
-                            speaker_description(r->speaker));
+                            r->speaker ? speaker_description(r->speaker) : "codervpnd");
                 reply_result(r->speaker, r->id, true, NULL);
                 request_free(r);
                 return;
@@ -326,8 +330,11 @@ static void begin_start(struct tunnel *t, struct request *r) {
                 headers[params.n_headers++] = (struct tunnel_header) { TELEMETRY_HEADER, telemetry };
 
         log_full_errno_fields(LOG_INFO, 0, LOG_FIELDS({ "CODER_URL", req->coder_url }),
-                              "Starting for %s: %s", speaker_description(r->speaker), req->coder_url);
+                              "Starting for %s: %s", r->speaker ? speaker_description(r->speaker) : "codervpnd",
+                              req->coder_url);
         t->busy = r;
+        speaker_unref(t->starter);
+        t->starter = r->speaker && speaker_role(r->speaker) == VPN_ROLE_TUNNEL ? speaker_ref(r->speaker) : NULL;
         set_last_error(t, NULL);
         set_state(t, TUNNEL_STARTING);
         t->backend->start(t, &params, t->backend_userdata);
@@ -410,6 +417,78 @@ void tunnel_stop_done(struct tunnel *t, const char *error_message) {
                 request_free(r);
         }
         kick(t);
+}
+
+struct network_call {
+        struct tunnel *tunnel;
+        tunnel_network_done_fn done;
+        void *userdata;
+};
+
+static void on_network_reply(struct speaker *s, int error, ProtobufCMessage *reply, void *userdata) {
+        struct network_call *call = userdata;
+        Vpn__ManagerMessage *m = (Vpn__ManagerMessage *) reply;
+        const char *failure = NULL;
+
+        if (error < 0)
+                failure = "the manager went away before answering NetworkSettingsRequest";
+        else if (m->msg_case != VPN__MANAGER_MESSAGE__MSG_NETWORK_SETTINGS)
+                failure = "the manager answered NetworkSettingsRequest with something else";
+        else if (!m->network_settings->success)
+                failure = m->network_settings->error_message && *m->network_settings->error_message ?
+                          m->network_settings->error_message : "the manager could not apply the network settings";
+        call->done(call->tunnel, failure, call->userdata);
+        if (reply)
+                protobuf_c_message_free_unpacked(reply, NULL);
+        free(call);
+}
+
+int tunnel_request_network_settings(struct tunnel *t, const Vpn__NetworkSettingsRequest *req,
+                                    tunnel_network_done_fn done, void *userdata) {
+        Vpn__TunnelMessage m = VPN__TUNNEL_MESSAGE__INIT;
+        struct network_call *call;
+        int r;
+
+        if (!t->starter || !speaker_is_open(t->starter))
+                return -ENOTCONN;
+        if (!(call = malloc(sizeof(*call))))
+                return -ENOMEM;
+        *call = (struct network_call) { t, done, userdata };
+        m.msg_case = VPN__TUNNEL_MESSAGE__MSG_NETWORK_SETTINGS;
+        m.network_settings = (Vpn__NetworkSettingsRequest *) req;
+        if ((r = speaker_request(t->starter, &m.base, on_network_reply, call)) < 0)
+                free(call);
+        return r;
+}
+
+int tunnel_set_config_url(struct tunnel *t, const char *url) {
+        char *copy = url ? strdup(url) : NULL;
+
+        if (url && !copy)
+                return -ENOMEM;
+        free(t->config_url);
+        t->config_url = copy;
+        return 0;
+}
+
+int tunnel_start_local(struct tunnel *t) {
+        _cleanup_free_ struct request *r = calloc(1, sizeof(*r));
+        Vpn__StartRequest *req = malloc(sizeof(*req));
+
+        if (!r || !req || !t->config_url) {
+                free(req);
+                return t->config_url ? -ENOMEM : -EINVAL;
+        }
+        vpn__start_request__init(req);
+        if (!(req->coder_url = strdup(t->config_url))) {
+                free(req);
+                return -ENOMEM;
+        }
+        r->msg = &req->base;
+        r->start = req;
+        r->is_start = true;
+        enqueue(t, TAKE_PTR(r));
+        return 0;
 }
 
 void tunnel_shutdown(struct tunnel *t, void (*done)(struct tunnel *t, void *userdata), void *userdata) {
@@ -641,6 +720,8 @@ struct tunnel *tunnel_free(struct tunnel *t) {
         sd_event_source_disable_unref(t->kick_source);
         sd_event_unref(t->event);
         free(t->last_error);
+        free(t->config_url);
+        speaker_unref(t->starter);
         free(t);
         return NULL;
 }

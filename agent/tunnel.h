@@ -77,6 +77,23 @@ void tunnel_set_detached_callback(struct tunnel *t, tunnel_detached_fn fn, void 
 void tunnel_start_done(struct tunnel *t, const char *error_message);
 void tunnel_stop_done(struct tunnel *t, const char *error_message);
 
+/*
+ * Standalone mode: a Start whose coder_url is exactly @url (file:///path/of/the/config)
+ * is accepted without a token and handed to the backend as it is. NULL: none.
+ */
+int tunnel_set_config_url(struct tunnel *t, const char *url);
+/*
+ * Sends @req to the manager whose Start runs (or ran) the tunnel, for managers that
+ * configure the network themselves; @done gets NULL or the reason it failed (the
+ * manager's error_message). -ENOTCONN when that manager is gone or there is none.
+ */
+typedef void (*tunnel_network_done_fn)(struct tunnel *t, const char *error, void *userdata);
+int tunnel_request_network_settings(struct tunnel *t, const Vpn__NetworkSettingsRequest *req,
+                                    tunnel_network_done_fn done, void *userdata);
+
+/* Queues a Start of the config URL on behalf of codervpnd itself (`codervpnd up`). */
+int tunnel_start_local(struct tunnel *t);
+
 /* Stops the lifecycle if it is up (e.g. on SIGTERM), then calls @done. */
 void tunnel_shutdown(struct tunnel *t, void (*done)(struct tunnel *t, void *userdata), void *userdata);
 

@@ -15,6 +15,7 @@
 
 #define NET_DEFAULT_TABLE 7477
 #define NET_DEFAULT_RULE_PRIORITY 5270   /* the suppress rule takes one less */
+#define NET_DEFAULT_FWMARK 0x1d4         /* WireGuard's fwmark: its own UDP (and DERP) bypasses the table */
 #define NET_MAX_ADDRS 256
 #define NET_MAX_ROUTES 65536
 

@@ -44,3 +44,41 @@ def test_structured_records_reach_the_journal():
     assert starting and starting[0]["CODERVPN_CODER_URL"] == "https://coder.example.com"
     assert all("CODE_FILE" in r for r in records)
     assert TOKEN not in p.stdout and TOKEN not in p.stderr
+
+
+def test_engine_records_carry_peer_fields():
+    """The engine's peer records: CODERVPN_PEER/WORKSPACE/AGENT fields, no private key anywhere."""
+    import tempfile
+    import uuid
+    import wgutil
+    from netns import namespace, wg_mode
+
+    priv, peer_priv = wgutil.genkey(), wgutil.genkey()
+    with namespace("cvj") as ns, tempfile.TemporaryDirectory() as tmp:
+        key = os.path.join(tmp, "private.key")
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, (priv + "\n").encode())
+        os.close(fd)
+        ifname = "cvj" + uuid.uuid4().hex[:6]
+        env = dict(os.environ, CODERVPND_INTERFACE_NAME=ifname, CODERVPND_INTERFACE_PRIVATEKEYFILE=key,
+                   CODERVPND_INTERFACE_ADDRESS="100.64.2.1/32", CODERVPND_INTERFACE_WIREGUARD=wg_mode(),
+                   CODERVPND_DNS_MODE="off", CODERVPND_PEER0_PUBLICKEY=wgutil.pubkey(peer_priv),
+                   CODERVPND_PEER0_ALLOWEDIPS="100.64.2.2/32", CODERVPND_PEER0_WORKSPACE="alice-ws",
+                   CODERVPND_PEER0_AGENT="dev")
+        # Up for a moment, then SIGTERM; the sink collects what reached "journald".
+        script = (f'{CODERVPND} --log-target=journal up --no-socket & pid=$!; '
+                  f'for i in $(seq 100); do ip link show {ifname} >/dev/null 2>&1 && break; sleep 0.1; done; '
+                  'sleep 0.5; kill -TERM $pid; wait $pid')
+        p = subprocess.run(
+            ["ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount -t tmpfs tmpfs /run && exec "$@"', "sh",
+             sys.executable, os.path.join(HERE, "journal_sink.py"), "sh", "-c", script],
+            capture_output=True, text=True, timeout=60, env=env)
+    assert p.returncode == 0, p.stderr
+    records = [json.loads(line) for line in p.stdout.splitlines()]
+    peer = [r for r in records if r.get("CODERVPN_PEER") == wgutil.pubkey(peer_priv)]
+    assert peer, records
+    assert peer[0]["CODERVPN_WORKSPACE"] == "alice-ws" and peer[0]["CODERVPN_AGENT"] == "dev"
+    assert peer[0]["MESSAGE"] == "Peer dev: configured" and peer[0]["PRIORITY"] == "6"
+    assert any(r["MESSAGE"].startswith("Created " + ifname) for r in records)
+    assert priv not in p.stdout and priv not in p.stderr
