@@ -20,6 +20,8 @@
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
 
+#include "config.h"
+#include "engine.h"
 #include "log.h"
 #include "macro.h"
 #include "message.h"
@@ -30,7 +32,7 @@
 #define TOKEN_MAX 4096
 #define HEADERS_MAX 32
 
-enum command { CMD_STATUS, CMD_START, CMD_STOP, CMD_PEERS, CMD_WATCH };
+enum command { CMD_STATUS, CMD_START, CMD_STOP, CMD_PEERS, CMD_WATCH, CMD_PUBKEY };
 
 struct ctl {
         enum command command;
@@ -42,11 +44,14 @@ struct ctl {
 
         const char *url;
         char *token;
+        char *config_url;            /* start --config: file://PATH */
+        const char *ifname;          /* pubkey --interface */
         Vpn__StartRequest__Header headers[HEADERS_MAX];
         Vpn__StartRequest__Header *header_ptrs[HEADERS_MAX];
         size_t n_headers;
 
         sd_event *event;
+        bool ready;   /* the handshake went through */
         bool done;
         int exit_code;
 };
@@ -61,15 +66,22 @@ static void usage(FILE *f) {
               "  start --url URL --token-file FILE [--header NAME:VALUE]...\n"
               "                            Connect to a Coder deployment. FILE holds the API token\n"
               "                            ('-' reads it from standard input); it is never an argument.\n"
+              "  start --config FILE       Start standalone from FILE (the daemon runs `serve --config FILE`)\n"
               "  stop                      Disconnect\n"
               "  peers                     Workspaces and agents, with handshake age, latency and path\n"
               "  watch [--count N]         Print logs and peer updates as they happen\n"
+              "  pubkey [--interface NAME] The public key of a standalone tunnel (default " CONFIG_DEFAULT_IFNAME ")\n"
               "\n"
               "Options:\n"
               "  -s, --socket PATH         Control socket (default $CODERVPN_SOCKET or " SERVER_DEFAULT_SOCKET ")\n"
               "  -j, --json                Machine-readable output\n"
               "  -t, --timeout SECONDS     Give up after this long (default 60; watch: none)\n"
-              "  -h, --help                Show this help\n", f);
+              "  -h, --help                Show this help\n"
+              "\n"
+              "codervpnd must be running (`systemctl start codervpnd`). Root and members of the\n"
+              "'" SERVER_DEFAULT_GROUP "' group may use the socket (`sudo usermod -aG " SERVER_DEFAULT_GROUP " $USER`, then\n"
+              "log in again). Exit status: 0 success, 1 failure, 2 usage error.\n"
+              "See codervpnctl(1) and codervpnd(8).\n", f);
 }
 
 static void finish(struct ctl *c, int code) {
@@ -220,6 +232,7 @@ static void on_reply(struct speaker *s, int error, ProtobufCMessage *reply, void
 
 static void on_ready(struct speaker *s, void *userdata) {
         struct ctl *c = userdata;
+        c->ready = true;
         Vpn__ManagerMessage mm = VPN__MANAGER_MESSAGE__INIT;
         Vpn__ClientMessage cm = VPN__CLIENT_MESSAGE__INIT;
         Vpn__StartRequest start = VPN__START_REQUEST__INIT;
@@ -235,6 +248,8 @@ static void on_ready(struct speaker *s, void *userdata) {
                 cm.status = &status;
                 m = &cm.base;
                 break;
+        case CMD_PUBKEY:
+                return;   /* answered without the socket */
         case CMD_START:
                 start.coder_url = (char *) c->url;
                 start.api_token = c->token;
@@ -291,8 +306,17 @@ static void on_closed(struct speaker *s, int error, void *userdata) {
                 finish(c, 0);
                 return;
         }
-        fprintf(stderr, "codervpnctl: connection to codervpnd lost%s%s\n",
-                error ? ": " : "", error ? strerror(-error) : "");
+        if (!c->ready)
+                /* codervpnd closes connections it refuses (SO_PEERCRED) without a word. */
+                fprintf(stderr, "codervpnctl: connection to codervpnd lost before the handshake%s%s.\n"
+                        "If you are not root, you may not be allowed: join the '%s' group "
+                        "(`sudo usermod -aG %s $USER`, then log in again);\n"
+                        "`journalctl -u codervpnd` says why it refused.\n",
+                        error ? ": " : "", error ? strerror(-error) : "",
+                        SERVER_DEFAULT_GROUP, SERVER_DEFAULT_GROUP);
+        else
+                fprintf(stderr, "codervpnctl: connection to codervpnd lost%s%s\n",
+                        error ? ": " : "", error ? strerror(-error) : "");
         finish(c, 1);
 }
 
@@ -413,13 +437,15 @@ static int parse_args(struct ctl *c, int argc, char **argv) {
                 { "token-file", required_argument, NULL, 'T' },
                 { "header", required_argument, NULL, 'H' },
                 { "count", required_argument, NULL, 'n' },
+                { "config", required_argument, NULL, 'c' },
+                { "interface", required_argument, NULL, 'i' },
                 {}
         };
         static const char *const commands[] = {
                 [CMD_STATUS] = "status", [CMD_START] = "start", [CMD_STOP] = "stop",
-                [CMD_PEERS] = "peers", [CMD_WATCH] = "watch",
+                [CMD_PEERS] = "peers", [CMD_WATCH] = "watch", [CMD_PUBKEY] = "pubkey",
         };
-        const char *token_file = NULL, *cmd = NULL;
+        const char *token_file = NULL, *cmd = NULL, *config = NULL;
         int opt, r;
 
         /* Options may come before or after the command, as people type them. */
@@ -440,6 +466,8 @@ static int parse_args(struct ctl *c, int argc, char **argv) {
                 case 'T': token_file = optarg; break;
                 case 'H': if ((r = add_header(c, optarg)) < 0) return r; break;
                 case 'n': if ((r = parse_ulong("--count", optarg, &c->watch_count)) < 0) return r; break;
+                case 'c': config = optarg; break;
+                case 'i': c->ifname = optarg; break;
                 default: return -EINVAL;
                 }
         if (!cmd) {
@@ -455,9 +483,28 @@ static int parse_args(struct ctl *c, int argc, char **argv) {
                 return -EINVAL;
         }
         c->command = (enum command) i;
-        if ((c->url || token_file || c->n_headers) && c->command != CMD_START) {
-                fprintf(stderr, "codervpnctl: --url, --token-file and --header go with start\n");
+        if ((c->url || token_file || c->n_headers || config) && c->command != CMD_START) {
+                fprintf(stderr, "codervpnctl: --url, --token-file, --header and --config go with start\n");
                 return -EINVAL;
+        }
+        if (c->ifname && c->command != CMD_PUBKEY) {
+                fprintf(stderr, "codervpnctl: --interface goes with pubkey\n");
+                return -EINVAL;
+        }
+        if (config) {
+                if (c->url || token_file || c->n_headers) {
+                        fprintf(stderr, "codervpnctl: start takes --config FILE or --url and --token-file, "
+                                        "not both\n");
+                        return -EINVAL;
+                }
+                if (config[0] != '/') {
+                        fprintf(stderr, "codervpnctl: --config wants the absolute path codervpnd was given\n");
+                        return -EINVAL;
+                }
+                if (asprintf(&c->config_url, "file://%s", config) < 0)
+                        return -ENOMEM;
+                c->url = c->config_url;
+                return 0;
         }
         if (c->watch_count && c->command != CMD_WATCH) {
                 fprintf(stderr, "codervpnctl: --count goes with watch\n");
@@ -471,6 +518,34 @@ static int parse_args(struct ctl *c, int argc, char **argv) {
                 if ((r = read_token(token_file, &c->token)) < 0)
                         return r;
         }
+        return 0;
+}
+
+/* The running engine writes its public key next to its state; reading it needs no rights. */
+static int print_public_key(const char *ifname, bool json) {
+        _cleanup_free_ char *path = NULL;
+        char key[64] = "";
+
+        if (asprintf(&path, ENGINE_RUNTIME_DIR "/%s.pub", ifname) < 0)
+                return 1;
+        FILE *f = fopen(path, "re");
+        bool ok = f && fgets(key, sizeof(key), f) && strlen(key) == 45 && key[44] == '\n';
+        if (f)
+                fclose(f);
+        if (!ok) {
+                fprintf(stderr, "codervpnctl: no standalone tunnel on %s is running (%s: %s); start one with "
+                                "`codervpnd up --config FILE`, or name it with --interface\n",
+                        ifname, path, f ? "not a public key" : strerror(errno));
+                return 1;
+        }
+        key[44] = 0;
+        if (json) {
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "interface", json_object_new_string(ifname));
+                json_object_object_add(o, "public_key", json_object_new_string(key));
+                print_json(o);
+        } else
+                puts(key);
         return 0;
 }
 
@@ -498,6 +573,8 @@ int main(int argc, char **argv) {
         r = parse_args(&c, argc, argv);
         if (r < 0)
                 return 2;
+        if (c.command == CMD_PUBKEY)
+                return print_public_key(c.ifname ?: CONFIG_DEFAULT_IFNAME, c.json);
 
         int fd = connect_socket(c.socket_path);
         if (fd < 0)
@@ -539,5 +616,6 @@ int main(int argc, char **argv) {
                 explicit_bzero(c.token, strlen(c.token));
                 free(c.token);
         }
+        free(c.config_url);
         return c.exit_code;
 }

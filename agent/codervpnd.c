@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <glob.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,10 +18,13 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "dnsapply.h"
+#include "engine.h"
 #include "log.h"
 #include "macro.h"
 #include "server.h"
 #include "speaker.h"
+#include "standalone.h"
 #include "state.h"
 #include "tunnel.h"
 
@@ -43,9 +47,17 @@ static void usage(FILE *f) {
               "  serve [--socket PATH] [--group NAME]\n"
               "                     Serve managers and desktop clients on a Unix socket\n"
               "                     (default " SERVER_DEFAULT_SOCKET ", group " SERVER_DEFAULT_GROUP ")\n"
+              "  up [--config FILE] [--socket PATH | --no-socket] [--group NAME]\n"
+              "                     Run standalone in the foreground from FILE (codervpnd.conf(5))\n"
+              "                     and CODERVPND_* variables: WireGuard peers, DNS names, DERP;\n"
+              "                     SIGHUP reloads, SIGTERM removes everything and exits\n"
+              "  serve --config FILE [--network-by=codervpnd|manager] ...\n"
+              "                     Serve the socket; a Start naming file://FILE runs standalone;\n"
+              "                     with manager, the manager applies the network settings\n"
               "  cleanup [--state PATH]\n"
-              "                     Remove the link, routes and rules a crashed codervpnd left\n"
-              "                     (default " NET_STATE_DEFAULT_PATH ")\n"
+              "                     Remove the link, routes, rules and resolv.conf changes a crashed\n"
+              "                     codervpnd left (default: " NET_STATE_DEFAULT_PATH " and every\n"
+              "                     " ENGINE_RUNTIME_DIR "/IFNAME.state)\n"
               "\n"
               "Options:\n"
               "  --log-target=auto|journal|stderr   Where logs go (default auto)\n"
@@ -76,15 +88,64 @@ static void on_shutdown_done(struct tunnel *t, void *userdata) {
         sd_event_exit(userdata, 0);
 }
 
+/*
+ * STATUS= for `systemctl status`: what the tunnel is doing. Checked after every event
+ * (a post source), sent only when it changes; nothing is sent without NOTIFY_SOCKET.
+ */
+static bool status_shutting_down;
+
+static int on_post_status(sd_event_source *source, void *userdata) {
+        static int last_state = -1;
+        static size_t last_n = (size_t) -1;
+        struct tunnel *t = userdata;
+        enum tunnel_state state = tunnel_get_state(t);
+        size_t n = tunnel_n_connections(t);
+
+        if (status_shutting_down || ((int) state == last_state && n == last_n))
+                return 0;
+        last_state = (int) state;
+        last_n = n;
+        switch (state) {
+        case TUNNEL_STOPPED:
+                if (n == 0)
+                        sd_notify(false, "STATUS=Waiting for a manager");
+                else
+                        sd_notifyf(false, "STATUS=Tunnel stopped; %zu connection%s", n, n == 1 ? "" : "s");
+                break;
+        case TUNNEL_STARTING:
+                sd_notify(false, "STATUS=Starting the tunnel");
+                break;
+        case TUNNEL_STARTED:
+                sd_notifyf(false, "STATUS=Tunnel started; %zu connection%s", n, n == 1 ? "" : "s");
+                break;
+        case TUNNEL_STOPPING:
+                sd_notify(false, "STATUS=Stopping the tunnel");
+                break;
+        }
+        return 0;
+}
+
 static int on_signal(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
         log_info("Received %s; stopping", strsignal((int) si->ssi_signo));
-        sd_notify(false, "STOPPING=1");
+        status_shutting_down = true;
+        sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
         tunnel_shutdown(userdata, on_shutdown_done, sd_event_source_get_event(source));
         return 0;
 }
 
-/* The event loop and the one tunnel lifecycle, stopped cleanly on SIGTERM/SIGINT. */
-static int setup_tunnel(sd_event **ret_event, struct tunnel **ret_tunnel) {
+static int on_reload(sd_event_source *source, const struct signalfd_siginfo *si, void *userdata) {
+        log_info("Received SIGHUP; reloading the configuration");
+        sd_notify(false, "RELOADING=1");
+        standalone_reload(userdata);
+        sd_notify(false, "READY=1");
+        return 0;
+}
+
+/*
+ * The event loop and the one tunnel lifecycle, stopped cleanly on SIGTERM/SIGINT. With
+ * @standalone, the tunnel runs the engine from its configuration and SIGHUP reloads it.
+ */
+static int setup_tunnel(sd_event **ret_event, struct tunnel **ret_tunnel, struct standalone *standalone) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(tunnel_freep) struct tunnel *t = NULL;
         sigset_t mask;
@@ -93,17 +154,26 @@ static int setup_tunnel(sd_event **ret_event, struct tunnel **ret_tunnel) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
         sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
         sigprocmask(SIG_BLOCK, &mask, NULL);
         /* A manager that hangs up must cost us a write error, not our life. */
         signal(SIGPIPE, SIG_IGN);
 
         if ((r = sd_event_default(&event)) < 0)
                 return log_error_errno(r, "Cannot create the event loop");
-        if ((r = tunnel_new(&t, event, &tunnel_backend_unimplemented, NULL)) < 0)
+        if (standalone)
+                r = tunnel_new(&t, event, &standalone_backend, standalone);
+        else
+                r = tunnel_new(&t, event, &tunnel_backend_unimplemented, NULL);
+        if (r < 0 || (standalone && (r = tunnel_set_config_url(t, standalone_url(standalone))) < 0))
                 return log_error_errno(r, "Cannot set up the tunnel");
+        if (standalone && (r = sd_event_add_signal(event, NULL, SIGHUP, on_reload, standalone)) < 0)
+                return log_error_errno(r, "Cannot watch SIGHUP");
         if ((r = sd_event_add_signal(event, NULL, SIGTERM, on_signal, t)) < 0 ||
             (r = sd_event_add_signal(event, NULL, SIGINT, on_signal, t)) < 0)
                 return log_error_errno(r, "Cannot watch signals");
+        if ((r = sd_event_add_post(event, NULL, on_post_status, t)) < 0)
+                return log_error_errno(r, "Cannot set up status notifications");
         *ret_event = TAKE_PTR(event);
         *ret_tunnel = TAKE_PTR(t);
         return 0;
@@ -153,7 +223,7 @@ static int cmd_run(int argc, char **argv) {
         fcntl(read_fd, F_SETFD, FD_CLOEXEC);
         fcntl(write_fd, F_SETFD, FD_CLOEXEC);
 
-        if ((r = setup_tunnel(&event, &t)) < 0)
+        if ((r = setup_tunnel(&event, &t, NULL)) < 0)
                 return r;
 
         struct speaker *s;
@@ -168,16 +238,26 @@ static int cmd_run(int argc, char **argv) {
         return r < 0 ? log_error_errno(r, "Event loop failed") : 0;
 }
 
-static int cmd_serve(int argc, char **argv) {
+/*
+ * `serve` and `up`: the control socket, and with a configuration the standalone engine;
+ * `up` starts it at once and runs in the foreground until SIGTERM (or a failed start).
+ */
+static int cmd_serve_or_up(int argc, char **argv, bool up) {
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "group", required_argument, NULL, 'g' },
+                { "config", required_argument, NULL, 'c' },
+                { "no-socket", no_argument, NULL, 'n' },
+                { "network-by", required_argument, NULL, 'N' },
                 {}
         };
         struct server_config config = { .path = SERVER_DEFAULT_SOCKET, .group = SERVER_DEFAULT_GROUP };
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(standalone_freep) struct standalone *standalone = NULL;
         _cleanup_(tunnel_freep) struct tunnel *t = NULL;
         _cleanup_(server_freep) struct server *server = NULL;
+        const char *config_path = NULL;
+        bool socket = true, by_manager = false;
         int c, r;
 
         optind = 1;
@@ -185,20 +265,72 @@ static int cmd_serve(int argc, char **argv) {
                 switch (c) {
                 case 's': config.path = optarg; break;
                 case 'g': config.group = *optarg ? optarg : NULL; break;
+                case 'c': config_path = optarg; break;
+                case 'n': socket = false; break;
+                case 'N':
+                        if (strcmp(optarg, "manager") && strcmp(optarg, "codervpnd")) {
+                                fprintf(stderr, "codervpnd %s: --network-by wants codervpnd or manager\n", argv[0]);
+                                return -EINVAL;
+                        }
+                        by_manager = strcmp(optarg, "manager") == 0;
+                        break;
                 default: return -EINVAL;
                 }
         if (optind < argc) {
-                fprintf(stderr, "codervpnd serve: unexpected argument \"%s\"\n", argv[optind]);
+                fprintf(stderr, "codervpnd %s: unexpected argument \"%s\"\n", argv[0], argv[optind]);
                 return -EINVAL;
         }
-        if ((r = setup_tunnel(&event, &t)) < 0)
+        if (!up && !socket) {
+                fputs("codervpnd serve: --no-socket leaves nothing to serve\n", stderr);
+                return -EINVAL;
+        }
+        if (up && by_manager) {
+                fputs("codervpnd up: --network-by=manager needs a manager: use serve --config\n", stderr);
+                return -EINVAL;
+        }
+        if (config_path && config_path[0] != '/') {
+                fprintf(stderr, "codervpnd %s: --config wants an absolute path (SIGHUP reloads it)\n", argv[0]);
+                return -EINVAL;
+        }
+        /* `up` without --config runs from CODERVPND_* variables alone (containers). */
+        if (up || config_path) {
+                if ((r = sd_event_default(&event)) < 0)
+                        return log_error_errno(r, "Cannot create the event loop");
+                if ((r = standalone_new(&standalone, event, config_path, up, by_manager)) < 0)
+                        return log_error_errno(r, "Cannot set up standalone mode");
+                event = sd_event_unref(event);
+        }
+        if ((r = setup_tunnel(&event, &t, standalone)) < 0)
                 return r;
-        if ((r = server_new(&server, event, t, &config)) < 0)
+        if (socket && (r = server_new(&server, event, t, &config)) < 0)
                 return r;
+        if (up && (r = tunnel_start_local(t)) < 0)
+                return log_error_errno(r, "Cannot start");
 
         sd_notify(false, "READY=1\nSTATUS=Waiting for a manager");
         r = sd_event_loop(event);
+        if (r > 0)
+                return -ECANCELED;   /* the failed start was logged where it failed */
         return r < 0 ? log_error_errno(r, "Event loop failed") : 0;
+}
+
+/* One state file, and the resolv.conf of the interface it names (standalone ones only). */
+static int cleanup_one(const char *path, const char *ifname) {
+        _cleanup_free_ char *error = NULL;
+        int r = net_state_cleanup(path), k;
+
+        if (r < 0)
+                log_error_errno(r, "Cannot clean up after %s", path);
+        else if (r > 0)
+                log_notice("Removed what %s recorded", path);
+        if (ifname && (k = dnsapply_restore(ifname, &error)) != 0) {
+                if (k > 0)
+                        log_notice("Restored /etc/resolv.conf changed for %s", ifname);
+                else
+                        log_error("Cannot restore /etc/resolv.conf: %s", error ?: strerror(-k));
+                r = r < 0 ? r : k < 0 ? k : r;
+        }
+        return r;
 }
 
 static int cmd_cleanup(int argc, char **argv) {
@@ -206,7 +338,7 @@ static int cmd_cleanup(int argc, char **argv) {
                 { "state", required_argument, NULL, 's' },
                 {}
         };
-        const char *path = NET_STATE_DEFAULT_PATH;
+        const char *path = NULL;
         int c, r;
 
         optind = 1;
@@ -219,12 +351,20 @@ static int cmd_cleanup(int argc, char **argv) {
                 fprintf(stderr, "codervpnd cleanup: unexpected argument \"%s\"\n", argv[optind]);
                 return -EINVAL;
         }
-        r = net_state_cleanup(path);
-        if (r < 0)
-                return log_error_errno(r, "Cannot clean up after %s", path);
-        if (r > 0)
-                log_notice("Removed what %s recorded", path);
-        return 0;
+        if (path) {
+                _cleanup_free_ char *ifname = engine_state_ifname(path);
+                return cleanup_one(path, ifname);
+        }
+        /* Everything any instance left: the default state file and every standalone one. */
+        r = cleanup_one(NET_STATE_DEFAULT_PATH, NULL);
+        _cleanup_(globfree) glob_t g = {};
+        if (glob(ENGINE_RUNTIME_DIR "/*.state", 0, NULL, &g) == 0)
+                for (size_t i = 0; i < g.gl_pathc; i++) {
+                        _cleanup_free_ char *ifname = engine_state_ifname(g.gl_pathv[i]);
+                        int k = cleanup_one(g.gl_pathv[i], ifname);
+                        r = r < 0 ? r : k;
+                }
+        return r < 0 ? r : 0;
 }
 
 int main(int argc, char **argv) {
@@ -267,7 +407,9 @@ int main(int argc, char **argv) {
         if (strcmp(cmd, "run") == 0)
                 r = cmd_run(argc - optind, argv + optind);
         else if (strcmp(cmd, "serve") == 0)
-                r = cmd_serve(argc - optind, argv + optind);
+                r = cmd_serve_or_up(argc - optind, argv + optind, false);
+        else if (strcmp(cmd, "up") == 0)
+                r = cmd_serve_or_up(argc - optind, argv + optind, true);
         else if (strcmp(cmd, "cleanup") == 0)
                 r = cmd_cleanup(argc - optind, argv + optind);
         else {
