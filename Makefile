@@ -96,7 +96,11 @@ $(BUILD)/tests/resolvedtool: $(BUILD)/tests/tools/resolvedtool.o $(BUILD)/libage
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/tests/dnsresponder-tool: $(BUILD)/tests/tools/dnsresponder-tool.o $(BUILD)/libagent.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
-$(BUILD)/tests/derpconn-tool: $(BUILD)/tests/tools/derpconn-tool.o $(BUILD)/libagent.a
+$(BUILD)/tests/derpconn-tool: $(BUILD)/tests/tools/derpconn-tool.o $(BUILD)/tests/tools/toolcmd.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/tests/derpclient-tool: $(BUILD)/tests/tools/derpclient-tool.o $(BUILD)/tests/tools/toolcmd.o $(BUILD)/libagent.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/tests/pathmgr-tool: $(BUILD)/tests/tools/pathmgr-tool.o $(BUILD)/tests/tools/toolcmd.o $(BUILD)/libagent.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 deps:
@@ -122,12 +126,15 @@ check-python: $(BUILD)/tests/pbcodec $(BUILD)/py/vpn_pb2.py
 
 TEST_TOOLS = $(BUILD)/tests/netapply $(BUILD)/tests/netcfg-tool $(BUILD)/tests/wgtool \
              $(BUILD)/tests/resolvconf-tool $(BUILD)/tests/resolvedtool $(BUILD)/tests/dnsresponder-tool \
-             $(BUILD)/tests/derpconn-tool
+             $(BUILD)/tests/derpconn-tool $(BUILD)/tests/pathmgr-tool
 TEST_ENV = PYTHONPATH=$(BUILD)/py:tests/integration CODERVPND=$(BUILD)/codervpnd \
            CODERVPNCTL=$(BUILD)/codervpnctl NETAPPLY=$(BUILD)/tests/netapply \
            NETCFG_TOOL=$(BUILD)/tests/netcfg-tool WGTOOL=$(BUILD)/tests/wgtool \
            RESOLVCONF_TOOL=$(BUILD)/tests/resolvconf-tool RESOLVEDTOOL=$(BUILD)/tests/resolvedtool \
-           DNSRESPONDER_TOOL=$(BUILD)/tests/dnsresponder-tool DERPCONN_TOOL=$(BUILD)/tests/derpconn-tool
+           DNSRESPONDER_TOOL=$(BUILD)/tests/dnsresponder-tool DERPCONN_TOOL=$(BUILD)/tests/derpconn-tool \
+           PATHMGR_TOOL=$(BUILD)/tests/pathmgr-tool
+TEST_TOOLS += $(BUILD)/tests/derpclient-tool
+TEST_ENV += DERPCLIENT_TOOL=$(BUILD)/tests/derpclient-tool
 
 check-integration: all $(TEST_TOOLS) $(BUILD)/py/vpn_pb2.py
 	$(TEST_ENV) $(PYTHON) -m pytest -q tests/integration
@@ -136,8 +143,12 @@ check-asan:
 	$(MAKE) BUILD=build-asan SANITIZE=1 check-run
 
 # The kernel WireGuard path, in a qemu VM booting a Debian kernel (tests/vm/README.md).
-KERNEL_TESTS = tests/integration/test_netapply.py tests/integration/test_wg_kernel.py
+# The guest's / is read-only: /etc/netns must exist for the tests' tmpfs over it.
+KERNEL_TESTS = tests/integration/test_netapply.py tests/integration/test_wg_kernel.py \
+               tests/integration/test_derp_path.py tests/integration/test_engine.py \
+               tests/integration/test_standalone_manager.py
 check-kernel: all $(TEST_TOOLS) $(BUILD)/py/vpn_pb2.py
+	mkdir -p /etc/netns
 	tests/vm/vm-run -t 1500 -- env CODERVPN_WG_MODE=kernel $(TEST_ENV) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider $(KERNEL_TESTS)
 
@@ -160,9 +171,11 @@ fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 bench: all $(TEST_TOOLS) $(BUILD)/py/vpn_pb2.py
 	$(PYTHON) bench/bench_routes.py $(BUILD)
 	tests/vm/vm-run -t 1200 -- $(PYTHON) -u bench/bench_wg.py $(BUILD)
+	$(PYTHON) -u bench/bench_derp.py $(BUILD)
+	tests/vm/vm-run -t 1200 -- env CODERVPN_WG_MODE=kernel $(PYTHON) -u bench/bench_derp.py $(BUILD)
 
 demo: deps
-	$(MAKE) all $(BUILD)/tests/netapply $(BUILD)/py/vpn_pb2.py
+	$(MAKE) all
 	tools/demo $(BUILD)
 
 # Static analysis. cppcheck does not know __attribute__((cleanup)), which owns every
@@ -171,6 +184,54 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 		--suppress=missingIncludeSystem --suppress=memleak --suppress=resourceLeak \
 		-Icommon -Iagent -Inetlink -Iresolved -I$(BUILD)/proto agent/ netlink/ resolved/
+
+# Installing (README "Installing and packaging"). Unit, sysusers and tmpfiles directories
+# come from systemd's pkg-config file (/lib/systemd/system on Debian 12), else the usual ones.
+PREFIX ?= /usr
+SBINDIR ?= $(PREFIX)/sbin
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/codervpnd
+systemd_var = $(or $(shell pkg-config --variable=$(1) systemd 2>/dev/null),$(2))
+SYSTEMDUNITDIR ?= $(call systemd_var,systemdsystemunitdir,/usr/lib/systemd/system)
+SYSUSERSDIR ?= $(call systemd_var,sysusersdir,/usr/lib/sysusers.d)
+TMPFILESDIR ?= $(call systemd_var,tmpfilesdir,/usr/lib/tmpfiles.d)
+NETWORKDDIR ?= /usr/lib/systemd/network
+NMCONFDIR ?= /usr/lib/NetworkManager/conf.d
+
+.PHONY: install package
+install: all
+	install -D -m 0755 $(BUILD)/codervpnd $(DESTDIR)$(SBINDIR)/codervpnd
+	install -D -m 0755 $(BUILD)/codervpnctl $(DESTDIR)$(BINDIR)/codervpnctl
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|/usr/sbin/codervpnd|$(SBINDIR)/codervpnd|g' systemd/codervpnd.service \
+		>$(DESTDIR)$(SYSTEMDUNITDIR)/codervpnd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/codervpnd.service
+	install -D -m 0644 systemd/codervpnd.sysusers $(DESTDIR)$(SYSUSERSDIR)/codervpnd.conf
+	install -D -m 0644 systemd/codervpnd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/codervpnd.conf
+	install -D -m 0644 systemd/50-codervpnd.network $(DESTDIR)$(NETWORKDDIR)/50-codervpnd.network
+	install -D -m 0644 systemd/NetworkManager-codervpnd.conf $(DESTDIR)$(NMCONFDIR)/codervpnd.conf
+	install -D -m 0644 man/codervpnd.8 $(DESTDIR)$(MANDIR)/man8/codervpnd.8
+	install -D -m 0644 man/codervpnctl.1 $(DESTDIR)$(MANDIR)/man1/codervpnctl.1
+	if [ -f man/codervpnd.conf.5 ]; then \
+		install -D -m 0644 man/codervpnd.conf.5 $(DESTDIR)$(MANDIR)/man5/codervpnd.conf.5; fi
+	if [ -f examples/codervpnd.conf ]; then \
+		install -D -m 0644 examples/codervpnd.conf $(DESTDIR)$(DOCDIR)/examples/codervpnd.conf; fi
+
+# The Debian package, built in a copy of the tree (tracked and new files, nothing ignored)
+# so that this one stays clean; the .deb lands in $(BUILD)/. Our make variables (BUILD,
+# SANITIZE=1 from check-asan) must not reach the package build through MAKEFLAGS.
+package:
+	@mkdir -p $(BUILD)
+	@set -e; tmp=$$(mktemp -d /tmp/codervpnd-pkg.XXXXXX); trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir "$$tmp/src"; \
+	git ls-files -co --exclude-standard | while read -r f; do [ ! -e "$$f" ] || echo "$$f"; done | \
+		tar -T - -cf - | tar -xf - -C "$$tmp/src"; \
+	(cd "$$tmp/src" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BUILD -u SANITIZE \
+		dpkg-buildpackage -us -uc -b); \
+	rm -f $(BUILD)/codervpnd_*.deb $(BUILD)/codervpnd-dbgsym_*.deb; \
+	cp "$$tmp"/*.deb "$$tmp"/*.buildinfo "$$tmp"/*.changes $(BUILD)/; \
+	ls -l $(BUILD)/*.deb
 
 clean:
 	rm -rf build build-asan
