@@ -535,6 +535,11 @@ def test_unit_runs_under_its_sandbox(private_systemd, root):
     for tool in (wgtool, netcfg):
         assert os.access(tool, os.X_OK), f"{tool} missing: make {os.path.relpath(tool, REPO)}"
     need("wireguard-go")
+    # The unit's PrivateTmp hides /tmp, where a checkout may live: run copies from /run.
+    s.run("mkdir", "-p", "/run/cvprobe")
+    for tool in (wgtool, netcfg):
+        s.run("cp", tool, "/run/cvprobe/")
+    wgtool, netcfg = "/run/cvprobe/wgtool", "/run/cvprobe/netcfg-tool"
     probe = probe_unit(os.path.join(root, unit_dir(), "codervpnd.service"), [
         f"{netcfg} src-valid-mark 0",
         "/bin/sh -c 'echo src_valid_mark=$(cat /proc/sys/net/ipv4/conf/all/src_valid_mark)'",
