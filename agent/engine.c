@@ -83,8 +83,10 @@ static void fill_path(const struct engine *e, const struct config_peer *p, struc
 }
 
 static int build_update(const struct engine *e, const struct config *old, Vpn__PeerUpdate *out) {
-        struct peerupdate_path paths[e->config->n_peers ?: 1];
+        _cleanup_free_ struct peerupdate_path *paths = calloc(e->config->n_peers ?: 1, sizeof(*paths));
 
+        if (!paths)
+                return -ENOMEM;
         for (size_t i = 0; i < e->config->n_peers; i++)
                 fill_path(e, &e->config->peers[i], &paths[i]);
         return peerupdate_build(e->config, paths, old, out);
