@@ -368,6 +368,9 @@ static bool dns_name_normalize(char *s) {
         uint8_t wire[DNS_NAME_MAX];
         size_t n = strlen(s);
 
+        /* Only one: dns_name_from_text would take a second as the root label. */
+        if (n > 1 && s[n - 1] == '.' && s[n - 2] == '.')
+                return false;
         if (n > 1 && s[n - 1] == '.')
                 s[--n] = '\0';
         for (char *q = s; *q; q++) {
