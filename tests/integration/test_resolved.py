@@ -24,11 +24,13 @@ RESOLVED_BIN = "/lib/systemd/systemd-resolved"
 SYSTEM_CONF = "/usr/share/dbus-1/system.conf"
 IF = "cvtun0"
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, TUN)"),
+# What every test against a private resolved needs (test_split_dns.py adds its own).
+REQUIRES_RESOLVED = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, TUN, veth)"),
     pytest.mark.skipif(not os.path.exists(RESOLVED_BIN), reason="systemd-resolved is not installed"),
     pytest.mark.skipif(not shutil.which("dbus-daemon"), reason="dbus-daemon is not installed"),
 ]
+pytestmark = REQUIRES_RESOLVED
 
 
 def bus_config(socket_path):

@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from test_resolved import RESOLVED_BIN, RESOLVEDTOOL, Scenario, Tool, coder_request, link_value
+from test_resolved import REQUIRES_RESOLVED, RESOLVEDTOOL, Scenario, Tool, coder_request, link_value
 
 DNSRESPONDER_TOOL = os.path.abspath(os.environ.get("DNSRESPONDER_TOOL", "build/tests/dnsresponder-tool"))
 IF = "cvtun0"        # resolved's side of the veth: the "tunnel" link resolved gets the DNS settings for
@@ -43,9 +43,7 @@ AAAA = "fd60:627a:a42b:1::5"
 A = "100.64.0.5"
 
 pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces, veth)"),
-    pytest.mark.skipif(not os.path.exists(RESOLVED_BIN), reason="systemd-resolved is not installed"),
-    pytest.mark.skipif(not shutil.which("dbus-daemon"), reason="dbus-daemon is not installed"),
+    *REQUIRES_RESOLVED,
     pytest.mark.skipif(not shutil.which("resolvectl"), reason="resolvectl is not installed"),
 ]
 
