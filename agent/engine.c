@@ -500,7 +500,7 @@ int engine_reload(struct engine *e, struct config *config, char **error) {
         }
         if ((r = sync_paths(e, e->config, c, error)) < 0)
                 return r;
-        if (!same_dns_addrs(e->config, c) || e->config->dns_mode == CONFIG_DNS_OFF) {
+        if (!same_dns_addrs(e->config, c)) {
                 e->responder = dns_responder_free(e->responder);
                 if ((r = start_responder(e, c, error)) < 0)
                         return r;
