@@ -8,6 +8,7 @@ import time
 import pytest
 
 import vpnpeer
+from childlog import ChildLog
 
 CODERVPND = os.path.abspath(os.environ.get("CODERVPND", "build/codervpnd"))
 CODERVPNCTL = os.path.abspath(os.environ.get("CODERVPNCTL", "build/codervpnctl"))
@@ -24,7 +25,7 @@ class RunDaemon:
         full_env = dict(os.environ)
         for k, v in (env or {}).items():
             full_env[k] = v.format(r=m2t_r, w=t2m_w)
-        self.stderr = tempfile.TemporaryFile()
+        self.stderr = ChildLog()
         self.proc = subprocess.Popen(argv, pass_fds=(m2t_r, t2m_w), env=full_env, stderr=self.stderr)
         os.close(m2t_r)
         os.close(t2m_w)
@@ -32,8 +33,7 @@ class RunDaemon:
         self.fds = (t2m_r, m2t_w)
 
     def log(self):
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")
+        return self.stderr.read()
 
     def wait(self, timeout=10):
         return self.proc.wait(timeout)
@@ -69,7 +69,7 @@ class ServeDaemon:
     def __init__(self, directory, group=""):
         self.dir = directory
         self.socket = os.path.join(directory, "codervpnd.sock")
-        self.stderr = tempfile.TemporaryFile()
+        self.stderr = ChildLog()
         self.proc = subprocess.Popen(
             [CODERVPND, "--log-level=debug", "--log-target=stderr", "serve", "--socket", self.socket,
              "--group", group], stderr=self.stderr)
@@ -80,8 +80,7 @@ class ServeDaemon:
             time.sleep(0.02)
 
     def log(self):
-        self.stderr.seek(0)
-        return self.stderr.read().decode(errors="replace")
+        return self.stderr.read()
 
     def connect(self, role="manager", versions="1.3"):
         p = vpnpeer.Peer.connect(self.socket, role, versions)

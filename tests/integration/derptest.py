@@ -17,6 +17,8 @@ import time
 import nacl.public
 import pytest
 
+from childlog import ChildLog
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 DERPER = os.path.join(ROOT, "tests", "tools", "derper.py")
@@ -94,7 +96,7 @@ class Tool:
         self.pub = self.priv.public_key.encode().hex()
         kf = tmp_path / key_name
         kf.write_text("privkey:%s\n" % self.priv.encode().hex())
-        self.errf = open(tmp_path / (key_name + ".stderr"), "w+b")
+        self.errf = ChildLog(tmp_path / (key_name + ".stderr"))
         self.proc = subprocess.Popen(list(argv) + ["--key-file", str(kf)] + list(extra),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.errf)
@@ -138,8 +140,7 @@ class Tool:
 
     def stderr(self):
         """All the tool wrote to stderr so far."""
-        self.errf.seek(0)
-        return self.errf.read().decode(errors="replace")
+        return self.errf.read()
 
     def wait_log(self, pattern, timeout=5.0):
         """The first match of @pattern in stderr, waiting for it."""

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from childlog import ChildLog
 from conftest import CODERVPND, CODERVPNCTL
 from netns import ipj, sh, wg_mode
 from topology import hub_pair, netns_resolv_conf, unique_ifname
@@ -41,7 +42,7 @@ class Node:
         self.key = os.path.join(tmp, f"{name}.key")
         self.conf = os.path.join(tmp, f"{name}.conf")
         self.socket = os.path.join(tmp, f"{name}.sock")
-        self.log_file = tempfile.TemporaryFile()
+        self.log_file = ChildLog()
         self.proc = None
         priv = wgutil.genkey()
         fd = os.open(self.key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -69,8 +70,7 @@ class Node:
             f.write("\n".join(lines) + "\n")
 
     def start(self, *extra):
-        self.log_file.seek(0)
-        self.log_file.truncate()
+        self.log_file.clear()
         self.proc = self.hub.spawn(self.ns, [CODERVPND, "--log-target=stderr", "--log-level=debug", "up",
                                              "--config", self.conf, "--socket", self.socket, "--group", "",
                                              *extra], stderr=self.log_file)
@@ -84,8 +84,7 @@ class Node:
                    for a in link.get("addr_info", []))
 
     def log(self):
-        self.log_file.seek(0)
-        return self.log_file.read().decode(errors="replace")
+        return self.log_file.read()
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:

@@ -13,6 +13,7 @@ import pytest
 import vpn_pb2
 import vpnpeer
 import wgutil
+from childlog import ChildLog
 from conftest import CODERVPNCTL, CODERVPND
 from netns import ipj, namespace, wg_mode
 from topology import unique_ifname
@@ -36,7 +37,7 @@ def daemon():
                 "[Peer]", f"PublicKey = {wgutil.pubkey(wgutil.genkey())}", "AllowedIPs = 100.64.1.2/32",
                 "Name = dev.ws.me.coder", "Workspace = ws", "Agent = dev", ""]))
         sock = os.path.join(tmp, "codervpnd.sock")
-        log = tempfile.TemporaryFile()
+        log = ChildLog()
         p = subprocess.Popen(["ip", "netns", "exec", ns, CODERVPND, "--log-target=stderr", "serve", "--config",
                               conf, "--socket", sock, "--group", "", *extra], stderr=log)
         procs.append((p, ns_cm, tmp))
