@@ -325,7 +325,8 @@ static void on_conn_closed(struct derp_conn *conn, int error, const char *messag
                 schedule_connect(g, 0);
                 return;
         }
-        log_warning("DERP region %d: node %s: %s", g->id, g->nodes[g->node].name, message);
+        log_warning("DERP region %d: node %s (%s): %s", g->id, g->nodes[g->node].name,
+                    g->nodes[g->node].url, message);
         if (!g->active)
                 return;
         if (!was_ready) {
@@ -348,7 +349,7 @@ static const struct derp_conn_callbacks conn_callbacks = {
         .closed = on_conn_closed,
 };
 
-/* One attempt with the current node. derp_conn_new blocks for the TCP/TLS connect. */
+/* One attempt with the current node; a connect that fails later ends in on_conn_closed. */
 static void region_connect(struct dc_region *g) {
         struct derp_client *c = g->client;
         const struct dc_node *n;

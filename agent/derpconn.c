@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #include <sodium.h>
 
+#include "curlevent.h"
 #include "derpconn.h"
 #include "macro.h"
 #include "websocket.h"
@@ -17,6 +18,7 @@
 #define WS_READ_CHUNK 16384u
 
 enum derp_conn_state {
+        ST_CONNECTING,    /* libcurl: TCP connect and TLS handshake */
         ST_HTTP,          /* request going out, response head coming in */
         ST_SERVER_KEY,
         ST_SERVER_INFO,
@@ -35,6 +37,9 @@ struct derp_conn {
         sd_event_source *io;
         sd_event_source *timer;
         CURL *curl;
+        struct curl_event *connector;       /* drives the connect; keeps the connection */
+        struct curl_slist *connect_to;      /* libcurl keeps this pointer */
+        char curl_error[CURL_ERROR_SIZE];
         int fd;
         enum derp_conn_state state;
         uint8_t priv[DERP_KEY_LEN];
@@ -66,12 +71,17 @@ struct derp_conn {
 };
 
 static void conn_teardown(struct derp_conn *c) {
+        /* Our watch goes before libcurl closes the socket. */
         c->io = sd_event_source_disable_unref(c->io);
         c->timer = sd_event_source_disable_unref(c->timer);
+        curl_event_remove(c->connector, c->curl);
+        c->connector = curl_event_free(c->connector);
         if (c->curl) {
                 curl_easy_cleanup(c->curl);
                 c->curl = NULL;
         }
+        curl_slist_free_all(c->connect_to);
+        c->connect_to = NULL;
         c->fd = -1;
 }
 
@@ -761,15 +771,45 @@ out:
         return r;
 }
 
+/* The connect finished: the upgrade request goes out on the connection's socket. */
+static void on_connected(CURL *easy, CURLcode result, void *userdata) {
+        struct derp_conn *c = userdata;
+        curl_socket_t sock = CURL_SOCKET_BAD;
+        int r;
+        (void) easy;
+
+        c->in_dispatch = true;
+        if (result != CURLE_OK) {
+                /* The multi interface's message may name no cause; the socket's errno does. */
+                long os_errno = 0;
+                const char *what = c->curl_error[0] ? c->curl_error : curl_easy_strerror(result);
+                const char *cause = "";
+                if (curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno > 0 &&
+                    !strstr(what, strerror((int) os_errno)))
+                        cause = strerror((int) os_errno);
+                conn_fail(c, result == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED,
+                          "cannot connect to the DERP server: %s%s%s%s", what, *cause ? " (" : "", cause,
+                          *cause ? ")" : "");
+        } else if (curl_easy_getinfo(c->curl, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK ||
+                 sock == CURL_SOCKET_BAD)
+                conn_fail(c, -ENOTCONN, "no socket from libcurl");
+        else if ((r = sd_event_add_io(c->event, &c->io, sock, EPOLLIN | EPOLLOUT, on_io, c)) < 0 ||
+                 (r = arm_deadline(c)) < 0)
+                conn_fail(c, r, "cannot watch the DERP connection: %s", strerror(-r));
+        else {
+                c->fd = sock;
+                c->state = ST_HTTP;
+        }
+        c->in_dispatch = false;
+        if (c->free_requested)
+                derp_conn_destroy(c);
+}
+
 int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
                   const struct derp_conn_callbacks *cb, void *userdata,
                   struct derp_conn **ret, char *errbuf, size_t errlen) {
         struct derp_conn *c;
-        char curlerr[CURL_ERROR_SIZE] = "";
         _cleanup_free_ char *curl_url_str = NULL;
-        struct curl_slist *connect_to = NULL;
-        curl_socket_t sock = CURL_SOCKET_BAD;
-        CURLcode cr;
         int r;
 
         if (!event || !config || !config->url || !ret)
@@ -783,7 +823,7 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
                 return -ENOMEM;
         c->fd = -1;
         c->event = sd_event_ref(event);
-        c->state = ST_HTTP;
+        c->state = ST_CONNECTING;
         memcpy(c->priv, config->priv, DERP_KEY_LEN);
         c->fwmark = config->fwmark;
         c->read_timeout_usec = config->read_timeout_usec ? config->read_timeout_usec
@@ -809,7 +849,7 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
         r = build_request(c, config->url, errbuf, errlen);
         if (r < 0)
                 goto fail;
-        r = curl_target(config, &curl_url_str, &connect_to);
+        r = curl_target(config, &curl_url_str, &c->connect_to);
         if (r < 0) {
                 set_err(errbuf, errlen, "bad DERP URL, certificate name or address");
                 goto fail;
@@ -822,8 +862,8 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
                 goto fail;
         }
         curl_easy_setopt(c->curl, CURLOPT_URL, curl_url_str);
-        if (connect_to)
-                curl_easy_setopt(c->curl, CURLOPT_CONNECT_TO, connect_to);
+        if (c->connect_to)
+                curl_easy_setopt(c->curl, CURLOPT_CONNECT_TO, c->connect_to);
         if (config->ca_file)
                 curl_easy_setopt(c->curl, CURLOPT_CAINFO, config->ca_file);
         if (config->insecure) {
@@ -833,39 +873,23 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
         curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
         curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, DERP_CONN_CONNECT_TIMEOUT_MS);
         curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, curlerr);
+        curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->curl_error);
         curl_easy_setopt(c->curl, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
         curl_easy_setopt(c->curl, CURLOPT_SOCKOPTDATA, c);
         curl_easy_setopt(c->curl, CURLOPT_SSL_ENABLE_ALPN, 0L);   /* no h2: the upgrade needs 1.1 */
         curl_easy_setopt(c->curl, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
 
-        cr = curl_easy_perform(c->curl);
-        curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL);
-        /* libcurl keeps the list pointer: drop it before freeing the list. */
-        curl_easy_setopt(c->curl, CURLOPT_CONNECT_TO, NULL);
-        curl_slist_free_all(connect_to);
-        connect_to = NULL;
-        if (cr != CURLE_OK) {
-                r = cr == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
-                set_err(errbuf, errlen, "cannot connect to the DERP server: %s",
-                        curlerr[0] ? curlerr : curl_easy_strerror(cr));
-                goto fail;
-        }
-        cr = curl_easy_getinfo(c->curl, CURLINFO_ACTIVESOCKET, &sock);
-        if (cr != CURLE_OK || sock == CURL_SOCKET_BAD) {
-                r = -ENOTCONN;
-                set_err(errbuf, errlen, "no socket from libcurl");
-                goto fail;
-        }
-        c->fd = sock;
-
-        r = sd_event_add_io(event, &c->io, c->fd, EPOLLIN | EPOLLOUT, on_io, c);
+        r = curl_event_new(event, on_connected, c, &c->connector);
         if (r < 0) {
-                set_err(errbuf, errlen, "sd_event_add_io: %s", strerror(-r));
+                set_err(errbuf, errlen, "cannot start the connect: %s", strerror(-r));
                 goto fail;
         }
-        r = sd_event_add_time(event, &c->timer, CLOCK_MONOTONIC,
-                              monotonic_usec() + c->read_timeout_usec, 0, on_deadline, c);
+        r = curl_event_add(c->connector, c->curl);
+        if (r < 0) {
+                set_err(errbuf, errlen, "libcurl refused the connect");
+                goto fail;
+        }
+        r = sd_event_add_time(event, &c->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_deadline, c);
         if (r < 0) {
                 set_err(errbuf, errlen, "sd_event_add_time: %s", strerror(-r));
                 goto fail;
@@ -873,8 +897,7 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
         *ret = c;
         return 0;
 fail:
-        derp_conn_destroy(c);           /* before the list: the handle may still point at it */
-        curl_slist_free_all(connect_to);
+        derp_conn_destroy(c);
         return r;
 }
 

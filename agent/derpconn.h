@@ -13,9 +13,10 @@
  * A 4xx answer to `Upgrade: DERP` ends the connection with -EPROTONOSUPPORT, so that the
  * caller can retry with `websocket` (Coder's servers may only speak that).
  *
- * One event loop, no threads. The TCP (and TLS) connect itself is done by
- * curl_easy_perform and blocks for at most the connect timeout (10 s); everything after
- * it is non-blocking.
+ * One event loop, no threads, nothing blocks it: libcurl resolves the name, connects and
+ * does the TLS handshake in its multi interface driven by the loop (agent/curlevent), for
+ * at most the connect timeout (10 s); the upgrade and the DERP stream follow on the same
+ * connection with curl_easy_send/recv.
  *
  * Callbacks run from the event loop. Only `closed` may free the connection
  * (derp_conn_free); after `closed` the connection does nothing more. Keys are never logged
@@ -69,9 +70,9 @@ struct derp_conn_callbacks {
 };
 
 /*
- * Connects (blocking up to the connect timeout) and starts the upgrade on @event. On
- * failure returns -errno, calls no callback, and writes a description into @errbuf (of
- * @errlen bytes) when it is non-NULL.
+ * Starts connecting on @event and returns at once. What cannot even be tried (a bad URL,
+ * no memory) fails here: -errno, no callback, a description in @errbuf (of @errlen bytes)
+ * when it is non-NULL. A connect that fails later ends in `closed`, like any other end.
  */
 int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
                   const struct derp_conn_callbacks *cb, void *userdata,

@@ -323,3 +323,30 @@ def test_fwmark(tmp_path):
         pytest.skip("no usable ss")
     assert "fwmark:0x1d4" in ss.stdout, ss.stdout
     t.quit()
+
+
+def test_connect_to_a_silent_server_keeps_the_loop_running(tmp_path):
+    """A node that accepts TCP and never answers the TLS handshake: the connect runs inside
+    the event loop, so the client answers commands while it waits, and the attempt ends
+    at the connect timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    m = write_map(tmp_path, {1: [dict(node(1, "1a", port, host="127.0.0.1"), ForceHTTP=False)]})
+    t = Tool(tmp_path, m, ("--backoff-min-ms", "60000"))
+    conn, _ = listener.accept()
+    conn.settimeout(5)
+    assert conn.recv(1)[0] == 0x16, "expected a TLS handshake record"   # the client is waiting now
+    t.cmd("status 1")
+    assert t.expect("status ") == "status 1 down 0"
+    conn.setblocking(False)
+    with pytest.raises(BlockingIOError):    # still connected: the answer came during the connect
+        while conn.recv(65536):
+            pass
+    t.wait_log(r"DERP region 1: node 1a \(https://127.0.0.1:%d/derp\): cannot connect to the DERP "
+               r"server: .*(timed out|timeout)" % port, timeout=20)
+    conn.close()
+    listener.close()
+    t.quit()
