@@ -784,7 +784,8 @@ static void on_connected(CURL *easy, CURLcode result, void *userdata) {
                 long os_errno = 0;
                 const char *what = c->curl_error[0] ? c->curl_error : curl_easy_strerror(result);
                 const char *cause = "";
-                if (curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno > 0 &&
+                if (result == CURLE_COULDNT_CONNECT &&
+                    curl_easy_getinfo(c->curl, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno > 0 &&
                     !strstr(what, strerror((int) os_errno)))
                         cause = strerror((int) os_errno);
                 conn_fail(c, result == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED,
@@ -871,6 +872,10 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
                 curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 0L);
         }
         curl_easy_setopt(c->curl, CURLOPT_CONNECT_ONLY, 1L);
+        /* A proxy (libcurl's https_proxy, http_proxy, all_proxy, no_proxy) is always asked to
+         * CONNECT, also for http:// URLs: the upgrade and the DERP stream need a byte stream
+         * to the server, not a forwarded request. */
+        curl_easy_setopt(c->curl, CURLOPT_HTTPPROXYTUNNEL, 1L);
         curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, DERP_CONN_CONNECT_TIMEOUT_MS);
         curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->curl_error);

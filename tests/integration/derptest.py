@@ -10,8 +10,10 @@ processes through it imports the autouse fixture too:
 import os
 import re
 import select
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import nacl.public
@@ -86,12 +88,84 @@ class Derper:
         _reap(self.proc)
 
 
+class ConnectProxy:
+    """An HTTP proxy on 127.0.0.1 that only does CONNECT (or, with @refuse, answers every
+    request with 403). It resolves names through @hosts first, as a real proxy resolves
+    what the client does not. `requests` lists the request lines it got."""
+
+    def __init__(self, refuse=False, hosts=None):
+        self.refuse = refuse
+        self.hosts = hosts or {}
+        self.requests = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        head = b""
+        conn.settimeout(10)
+        with conn:
+            while b"\r\n\r\n" not in head and len(head) < 8192:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+            self.requests.append(line)
+            method, target = (line.split() + ["", ""])[:2]
+            if self.refuse or method != "CONNECT":
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            host, port = target.rsplit(":", 1)
+            host = self.hosts.get(host, host.strip("[]"))
+            with socket.create_connection((host, int(port)), timeout=10) as up:
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                rest = head.split(b"\r\n\r\n", 1)[1]
+                if rest:
+                    up.sendall(rest)
+                conn.settimeout(None)
+                up.settimeout(None)
+                t = threading.Thread(target=self._pipe, args=(up, conn), daemon=True)
+                t.start()
+                self._pipe(conn, up)
+                t.join(10)
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def close(self):
+        self.listener.close()
+
+
 class Tool:
     """A test tool: @argv + --key-file tmp_path/@key_name + @extra, with a fresh key pair
     (priv, pub as hex) in that file as privkey:<hex>. Commands go to its stdin, its
     output lines come from stdout; stderr is kept in tmp_path/@key_name.stderr."""
 
-    def __init__(self, argv, tmp_path, key_name, extra=()):
+    def __init__(self, argv, tmp_path, key_name, extra=(), env=None):
         self.priv = nacl.public.PrivateKey.generate()
         self.pub = self.priv.public_key.encode().hex()
         kf = tmp_path / key_name
@@ -99,7 +173,7 @@ class Tool:
         self.errf = ChildLog(tmp_path / (key_name + ".stderr"))
         self.proc = subprocess.Popen(list(argv) + ["--key-file", str(kf)] + list(extra),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.errf)
+                                     stderr=self.errf, env=env)
         PROCS.append(self.proc)
         self.buf = b""
 

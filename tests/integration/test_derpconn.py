@@ -18,7 +18,7 @@ pytest.importorskip("nacl.public", reason="python3-nacl not installed")
 import nacl.public  # noqa: E402
 import derpclient as dc  # noqa: E402
 import derptest  # noqa: E402
-from derptest import Derper, make_cert, kill_processes  # noqa: E402,F401  (autouse fixture)
+from derptest import ConnectProxy, Derper, make_cert, kill_processes  # noqa: E402,F401  (autouse fixture)
 
 TOOL = derptest.tool_binary("DERPCONN_TOOL", "derpconn-tool")
 
@@ -26,8 +26,8 @@ TOOL = derptest.tool_binary("DERPCONN_TOOL", "derpconn-tool")
 class Tool(derptest.Tool):
     """derpconn-tool connected to @url, its key in tmp_path/@name."""
 
-    def __init__(self, tmp_path, url, name="k", extra=()):
-        super().__init__([TOOL, url], tmp_path, name, extra)
+    def __init__(self, tmp_path, url, name="k", extra=(), env=None):
+        super().__init__([TOOL, url], tmp_path, name, extra, env)
 
     def ready(self):
         ln = self.expect("ready ")
@@ -652,3 +652,55 @@ def test_tls_verification_fails(tmp_path):
     t.ready()
     t.cmd("quit")
     assert t.wait() == 0
+
+
+def proxy_env(**proxies):
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    env.update(proxies)
+    return env
+
+
+def test_http_proxy_gets_connect(tmp_path):
+    """With http_proxy set, the connection is a CONNECT tunnel through the proxy, also for
+    an http:// URL (a forwarded GET could not carry the upgraded stream)."""
+    d = Derper()
+    proxy = ConnectProxy()
+    a = Tool(tmp_path, d.url, "a", env=proxy_env(http_proxy=proxy.url))
+    b = Tool(tmp_path, d.url, "b")
+    a.ready()
+    b.ready()
+    hello_world(a, b)
+    assert proxy.requests == ["CONNECT %s:%d HTTP/1.1" % (d.host, d.port)], proxy.requests
+    for t in (a, b):
+        t.cmd("quit")
+        assert t.wait() == 0
+    proxy.close()
+
+
+def test_https_through_proxy(tmp_path):
+    """https_proxy: CONNECT, then TLS with the server's name checked end to end."""
+    cert, key = make_cert(tmp_path)
+    d = Derper("--tls-cert", str(cert), "--tls-key", str(key))
+    proxy = ConnectProxy(hosts={"derp.test": "127.0.0.1"})
+    url = "https://derp.test:%d/derp" % d.port
+    a = Tool(tmp_path, url, "a", extra=("--ca-file", str(cert)), env=proxy_env(https_proxy=proxy.url))
+    b = Tool(tmp_path, url, "b", extra=("--ca-file", str(cert), "--connect-host", "127.0.0.1"))
+    a.ready()
+    b.ready()
+    hello_world(a, b)
+    assert proxy.requests == ["CONNECT derp.test:%d HTTP/1.1" % d.port], proxy.requests
+    for t in (a, b):
+        t.cmd("quit")
+        assert t.wait() == 0
+    proxy.close()
+
+
+def test_proxy_refuses(tmp_path):
+    d = Derper()
+    proxy = ConnectProxy(refuse=True)
+    t = Tool(tmp_path, d.url, "a", env=proxy_env(http_proxy=proxy.url))
+    assert t.wait(15) == 1
+    err = t.stderr()
+    assert "cannot connect to the DERP server" in err and "403" in err, err
+    assert proxy.requests and proxy.requests[0].startswith("CONNECT "), proxy.requests
+    proxy.close()
