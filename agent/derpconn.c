@@ -47,6 +47,7 @@ struct derp_conn {
         uint8_t server_pub[DERP_KEY_LEN];
         uint32_t fwmark;
         uint64_t read_timeout_usec;
+        uint64_t handshake_timeout_usec;
 
         char head[DERP_CONN_HTTP_HEAD_MAX];
         size_t head_len;
@@ -222,8 +223,11 @@ static int queue_frame(struct derp_conn *c, uint8_t type, const void *payload, s
         return emit(c, hdr, sizeof(hdr), payload, len);
 }
 
+/* Until ServerInfo the whole handshake has one deadline; then each frame gives more time. */
 static int arm_deadline(struct derp_conn *c) {
-        return sd_event_source_set_time(c->timer, monotonic_usec() + c->read_timeout_usec);
+        return sd_event_source_set_time(c->timer, monotonic_usec() + (c->state == ST_READY ?
+                                                                      c->read_timeout_usec :
+                                                                      c->handshake_timeout_usec));
 }
 
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -231,8 +235,13 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) s;
         (void) usec;
         c->in_dispatch = true;
-        conn_fail(c, -ETIMEDOUT, "no frame from the DERP server for %.1f s",
-                  (double) c->read_timeout_usec / 1e6);
+        if (c->state == ST_READY)
+                conn_fail(c, -ETIMEDOUT, "no frame from the DERP server for %.1f s",
+                          (double) c->read_timeout_usec / 1e6);
+        else
+                conn_fail(c, -ETIMEDOUT, "no DERP handshake within %.1f s of connecting%s",
+                          (double) c->handshake_timeout_usec / 1e6,
+                          c->state == ST_HTTP ? " (no HTTP response)" : "");
         c->in_dispatch = false;
         if (c->free_requested)
                 derp_conn_destroy(c);
@@ -316,6 +325,10 @@ static int handle_frame(struct derp_conn *c, uint8_t type, const uint8_t *p, siz
                         return r;
                 }
                 c->state = ST_READY;
+                if ((r = arm_deadline(c)) < 0) {
+                        conn_fail(c, r, "cannot arm the read deadline: %s", strerror(-r));
+                        return r;
+                }
                 if (c->cb.ready)
                         c->cb.ready(c, &info, c->userdata);
                 return 0;
@@ -430,7 +443,7 @@ static int on_reader_result(struct derp_conn *c, int r) {
         const uint8_t *p;
         size_t len;
         uint8_t type = derp_reader_frame(&c->reader, &p, &len);
-        r = arm_deadline(c);
+        r = c->state == ST_READY ? arm_deadline(c) : 0;
         if (r >= 0)
                 r = handle_frame(c, type, p, len);
         if (c->state != ST_CLOSED)
@@ -829,6 +842,8 @@ int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
         c->fwmark = config->fwmark;
         c->read_timeout_usec = config->read_timeout_usec ? config->read_timeout_usec
                                                          : DERP_CONN_READ_TIMEOUT_USEC;
+        c->handshake_timeout_usec = config->handshake_timeout_usec ? config->handshake_timeout_usec
+                                                                   : DERP_CONN_HANDSHAKE_TIMEOUT_USEC;
         if (cb)
                 c->cb = *cb;
         c->userdata = userdata;

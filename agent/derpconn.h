@@ -30,6 +30,8 @@
 #include "derp.h"
 
 #define DERP_CONN_READ_TIMEOUT_USEC (120ULL * 1000000ULL)
+/* From the connect to ServerInfo: the upgrade answer and the handshake frames. */
+#define DERP_CONN_HANDSHAKE_TIMEOUT_USEC (10ULL * 1000000ULL)
 #define DERP_CONN_CONNECT_TIMEOUT_MS 10000L
 #define DERP_CONN_HTTP_HEAD_MAX 8192u
 /* Bytes of SendPacket frames that may wait for the socket; derp_conn_send beyond: -ENOBUFS. */
@@ -46,6 +48,7 @@ struct derp_conn_config {
         uint8_t priv[DERP_KEY_LEN];          /* client (node) private key */
         uint32_t fwmark;                     /* SO_MARK on the socket; 0 = none */
         uint64_t read_timeout_usec;          /* 0 = DERP_CONN_READ_TIMEOUT_USEC */
+        uint64_t handshake_timeout_usec;     /* 0 = DERP_CONN_HANDSHAKE_TIMEOUT_USEC */
         bool websocket;                      /* the WebSocket variant */
         const char *ca_file;                 /* https: CA bundle; NULL = libcurl's default */
         bool insecure;                       /* https: no certificate check (InsecureForTests) */

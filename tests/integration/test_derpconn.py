@@ -354,6 +354,29 @@ def test_read_deadline(tmp_path):
     assert "no frame from the DERP server" in t.stderr()
 
 
+@pytest.mark.parametrize("answer", [b"", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: DERP\r\n\r\n"],
+                         ids=["no HTTP response", "no ServerKey"])
+def test_handshake_deadline(tmp_path, answer):
+    """A server that takes the connection and then says nothing (or only upgrades) is given
+    up on at the handshake deadline, not after the much longer read deadline."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    t = Tool(tmp_path, "http://127.0.0.1:%d/derp" % port, extra=("--handshake-timeout-ms", "500"))
+    conn, _ = listener.accept()
+    conn.settimeout(10)
+    assert conn.recv(4096).startswith(b"GET /derp HTTP/1.1\r\n")
+    conn.sendall(answer)
+    assert t.wait(10) == 1
+    err = t.stderr()
+    assert "no DERP handshake within 0.5 s of connecting" in err, err
+    assert ("(no HTTP response)" in err) == (answer == b""), err
+    conn.close()
+    listener.close()
+
+
 def test_fwmark(tmp_path):
     """SO_MARK needs CAP_NET_ADMIN; as root the connection works with a mark."""
     if os.geteuid() != 0:

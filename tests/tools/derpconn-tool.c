@@ -2,8 +2,8 @@
 /*
  * derpconn-tool: agent/derpconn on the command line, for tests.
  *
- *   derpconn-tool URL --key-file F [--fwmark N] [--read-timeout-ms N] [--websocket]
- *                 [--ca-file F] [--insecure] [--cert-name NAME] [--connect-host ADDR]
+ *   derpconn-tool URL --key-file F [--fwmark N] [--read-timeout-ms N] [--handshake-timeout-ms N]
+ *                 [--websocket] [--ca-file F] [--insecure] [--cert-name NAME] [--connect-host ADDR]
  *
  * F holds a private key as 64 hex digits or privkey:<hex>. Prints on stdout:
  *   ready pubkey=<hex>          handshake done
@@ -118,11 +118,15 @@ static void command(char *line, void *ud) {
         fflush(stdout);
 }
 
+#define USAGE "usage: %s URL --key-file F [--fwmark N] [--read-timeout-ms N] [--handshake-timeout-ms N]\n" \
+              "       [--websocket] [--ca-file F] [--insecure] [--cert-name NAME] [--connect-host ADDR]\n"
+
 int main(int argc, char **argv) {
         static const struct option opts[] = {
                 { "key-file", required_argument, NULL, 'k' },
                 { "fwmark", required_argument, NULL, 'm' },
                 { "read-timeout-ms", required_argument, NULL, 't' },
+                { "handshake-timeout-ms", required_argument, NULL, 'T' },
                 { "websocket", no_argument, NULL, 'w' },
                 { "ca-file", required_argument, NULL, 'C' },
                 { "insecure", no_argument, NULL, 'I' },
@@ -142,21 +146,20 @@ int main(int argc, char **argv) {
                 case 'k': key_file = optarg; break;
                 case 'm': cfg.fwmark = (uint32_t) strtoul(optarg, NULL, 0); break;
                 case 't': cfg.read_timeout_usec = strtoull(optarg, NULL, 10) * 1000ULL; break;
+                case 'T': cfg.handshake_timeout_usec = strtoull(optarg, NULL, 10) * 1000ULL; break;
                 case 'w': cfg.websocket = true; break;
                 case 'C': cfg.ca_file = optarg; break;
                 case 'I': cfg.insecure = true; break;
                 case 'N': cfg.cert_name = optarg; break;
                 case 'H': cfg.connect_host = optarg; break;
                 case 'h':
-                        printf("usage: %s URL --key-file F [--fwmark N] [--read-timeout-ms N] [--websocket]\n"
-                               "       [--ca-file F] [--insecure] [--cert-name NAME] [--connect-host ADDR]\n", prog);
+                        printf(USAGE, prog);
                         return 0;
                 default: return 2;
                 }
         }
         if (optind != argc - 1 || !key_file) {
-                fprintf(stderr, "usage: %s URL --key-file F [--fwmark N] [--read-timeout-ms N] [--websocket]\n"
-                               "       [--ca-file F] [--insecure] [--cert-name NAME] [--connect-host ADDR]\n", prog);
+                fprintf(stderr, USAGE, prog);
                 return 2;
         }
         cfg.url = argv[optind];
