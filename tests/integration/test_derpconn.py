@@ -367,7 +367,12 @@ def test_handshake_deadline(tmp_path, answer):
     t = Tool(tmp_path, "http://127.0.0.1:%d/derp" % port, extra=("--handshake-timeout-ms", "500"))
     conn, _ = listener.accept()
     conn.settimeout(10)
-    assert conn.recv(4096).startswith(b"GET /derp HTTP/1.1\r\n")
+    request = b""
+    while b"\r\n\r\n" not in request:
+        chunk = conn.recv(4096)
+        assert chunk, request
+        request += chunk
+    assert request.startswith(b"GET /derp HTTP/1.1\r\n"), request
     conn.sendall(answer)
     assert t.wait(10) == 1
     err = t.stderr()
