@@ -27,6 +27,9 @@
 /* Bursts of WireGuard's packets must fit while the loop is busy elsewhere. */
 #define RELAY_SOCKBUF (4 * 1024 * 1024)
 #define TICK_ACCURACY_USEC 1000ULL
+/* Where a check goes on the peer's tunnel address: the discard port, so that nothing is
+ * expected to listen and the peer's kernel answers with an ICMP port unreachable. */
+#define CHECK_PORT 9
 
 struct peer {
         struct pathmgr *pm;
@@ -54,6 +57,7 @@ struct pathmgr {
         struct mmsghdr msgs[RELAY_BATCH];
         struct iovec iov[RELAY_BATCH];
         uint8_t *bufs;                  /* RELAY_BATCH * RELAY_BUF */
+        int check_fd[2];                /* IPv4, IPv6; -1: not open yet */
 };
 
 static uint32_t random_uniform(uint32_t upper) {
@@ -254,6 +258,43 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct peer *, peer_free);
 
 /* ---- the tick ------------------------------------------------------------------------ */
 
+/* The peer's own tunnel address: its first single-address allowed IP. */
+static bool peer_address(const struct wg_peer *wp, union wg_endpoint *ret) {
+        for (size_t i = 0; i < wp->n_allowedips; i++) {
+                const struct wg_allowedip *a = &wp->allowedips[i];
+                if (a->family == AF_INET && a->cidr == 32) {
+                        *ret = (union wg_endpoint) { .in = { .sin_family = AF_INET, .sin_addr = a->ip4,
+                                                             .sin_port = htons(CHECK_PORT) } };
+                        return true;
+                }
+                if (a->family == AF_INET6 && a->cidr == 128) {
+                        *ret = (union wg_endpoint) { .in6 = { .sin6_family = AF_INET6, .sin6_addr = a->ip6,
+                                                              .sin6_port = htons(CHECK_PORT) } };
+                        return true;
+                }
+        }
+        return false;
+}
+
+/*
+ * An empty datagram through the tunnel to the peer's address, which the peer's stack
+ * answers (pathsel.h). The socket has no fwmark, so the routes send it into the tunnel;
+ * without a single-address allowed IP, or with a peer that answers nothing, the silence
+ * rule decides as before.
+ */
+static void send_check(struct pathmgr *pm, const struct wg_peer *wp) {
+        union wg_endpoint to;
+
+        if (!peer_address(wp, &to))
+                return;
+        int *fd = &pm->check_fd[to.sa.sa_family == AF_INET6];
+        if (*fd < 0)
+                *fd = socket(to.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (*fd < 0 || sendto(*fd, NULL, 0, 0, &to.sa,
+                              to.sa.sa_family == AF_INET6 ? sizeof(to.in6) : sizeof(to.in)) < 0)
+                log_debug_errno(errno, "pathmgr: cannot send a check on %s", wg_ifname(pm->wg));
+}
+
 static void peer_sample(struct pathmgr *pm, struct peer *p, const struct wg_peer *wp, uint64_t now) {
         const struct pathsel_sample s = {
                 .tx_bytes = wp->tx_bytes,
@@ -291,6 +332,8 @@ static void peer_sample(struct pathmgr *pm, struct peer *p, const struct wg_peer
         }
         if (r < 0)
                 pathsel_failed(&p->sel);
+        if (p->sel.check)
+                send_check(pm, wp);
         if (was_direct != pathsel_is_direct(&p->sel))
                 notify(pm, p);
 }
@@ -345,6 +388,7 @@ int pathmgr_new(sd_event *event, struct wg *wg, const struct pathmgr_callbacks *
         pm->wg = wg;
         pm->cb = *cb;
         pm->userdata = userdata;
+        pm->check_fd[0] = pm->check_fd[1] = -1;
         pm->bufs = malloc((size_t) RELAY_BATCH * RELAY_BUF);
         if (!pm->bufs)
                 return -ENOMEM;
@@ -372,6 +416,9 @@ struct pathmgr *pathmgr_free(struct pathmgr *pm) {
                 peer_free(pm->peers[i]);
         free(pm->peers);
         sd_event_source_disable_unref(pm->tick);
+        for (size_t i = 0; i < ELEMENTSOF(pm->check_fd); i++)
+                if (pm->check_fd[i] >= 0)
+                        close(pm->check_fd[i]);
         sd_event_unref(pm->event);
         free(pm->bufs);
         free(pm);

@@ -20,7 +20,11 @@
  * - Direct fails when WireGuard keeps sending but nothing comes back for
  *   PATHMGR_DIRECT_SILENCE_USEC, or no handshake ever completes within that time of the
  *   first packet sent: the peer moves to DERP (target: traffic via DERP <= 5 s after the
- *   direct path is lost).
+ *   direct path is lost). Every tick of that silence sends a check: an empty UDP datagram
+ *   through the tunnel to the peer's own address (its first /32 or /128 allowed IP), port
+ *   9, which the peer's kernel answers with ICMP port unreachable. So a flow that only
+ *   goes one way keeps a live direct path; a peer that answers nothing is judged as
+ *   before.
  * - On DERP, a direct path is probed by pointing the endpoint at it for one tick:
  *   PATHMGR_PROBE_USEC after falling back (with jitter), the wait doubling with every
  *   failed probe up to PATHSEL_PROBE_MAX_USEC. A tick of our packets down it with nothing

@@ -183,6 +183,50 @@ def test_blocked_udp_falls_back_to_derp_and_back(pair):
     assert a.ping(TUN["b"]).returncode == 0
 
 
+SINK = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5001))
+s.settimeout(20)
+n = 0
+print("listening", flush=True)
+try:
+    while True:
+        s.recv(2048)
+        n += 1
+except socket.timeout:
+    pass
+print(n, flush=True)
+"""
+
+SENDER = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(160):
+    s.sendto(b"x" * 200, (sys.argv[1], 5001))
+    time.sleep(0.05)
+"""
+
+
+def test_one_way_flow_stays_direct(pair):
+    """8 s of UDP from A to a sink in B that never answers: WireGuard hears nothing back from
+    B, but the checks through the tunnel (answered by B's kernel) keep the path direct."""
+    hub, a, b = pair
+    a.start()
+    b.start()
+    assert a.ping(TUN["b"]).returncode == 0
+    sink = hub.spawn(b.ns, [sys.executable, "-c", SINK, TUN["b"]], stdout=subprocess.PIPE, text=True)
+    try:
+        assert sink.stdout.readline().strip() == "listening"
+        got = sh(sys.executable, "-c", SENDER, TUN["b"], ns=a.ns)
+        assert got.returncode == 0, got
+        assert a.agents()[0]["last_ping"]["did_p2p"] is True
+    finally:
+        sink.kill()
+        sink.wait(10)
+    assert "path is now DERP" not in a.log(), a.log()
+
+
 def test_sighup_applies_one_changed_peer(pair):
     hub, a, b = pair
     a.start()

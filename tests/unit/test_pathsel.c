@@ -73,6 +73,32 @@ static void test_start(void **state) {
         assert_false(pathsel_is_direct(&m.ps));
 }
 
+/* An unanswered tick on the direct path asks for a check; the answer keeps it direct. */
+static void test_unanswered_direct_asks_for_a_check(void **state) {
+        struct sim m;
+
+        sim_init(&m, true);
+        assert_int_equal(step_apply(&m, 100, 50, 0), PATHSEL_KEEP);
+        assert_false(m.ps.check);
+        /* A one-way flow: our packets, nothing back... */
+        assert_int_equal(step_apply(&m, 100, 0, 0), PATHSEL_KEEP);
+        assert_true(m.ps.check);
+        /* ...until the check's answer, which is direct bytes like any other. */
+        for (int i = 0; i < 20; i++) {
+                assert_int_equal(step_apply(&m, 100, i % 2 ? 60 : 0, 0), PATHSEL_KEEP);
+                assert_int_equal(m.ps.check, i % 2 == 0);
+        }
+        assert_int_equal(m.ps.state, PATHSEL_DIRECT);
+        /* No answer to the checks either: the silence rule still ends the direct path, and
+         * on DERP nothing asks for checks. */
+        assert_int_equal(fall_back(&m), 4);      /* the first unanswered tick, then 3 s */
+        assert_false(m.ps.check);
+        for (int i = 0; i < 5; i++) {
+                step_apply(&m, 100, 0, 100);
+                assert_false(m.ps.check);
+        }
+}
+
 static void test_direct_stays_direct(void **state) {
         struct sim m;
 
@@ -314,6 +340,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_start),
                 cmocka_unit_test(test_direct_stays_direct),
+                cmocka_unit_test(test_unanswered_direct_asks_for_a_check),
                 cmocka_unit_test(test_silence_falls_back),
                 cmocka_unit_test(test_relayed_answers_are_not_direct),
                 cmocka_unit_test(test_late_relayed_count_carried),
