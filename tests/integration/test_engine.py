@@ -227,6 +227,25 @@ def test_one_way_flow_stays_direct(pair):
     assert "path is now DERP" not in a.log(), a.log()
 
 
+def test_hanging_relay_connect_blocks_nothing(pair):
+    """With TCP to the relay dropped, every DERP connect hangs until its 10 s timeout. The
+    tunnel comes up, the control socket answers and traffic flows directly all the same, and
+    once the relay is reachable DERP connects."""
+    hub, a, b = pair
+    hub.block_relay()
+    a.start()
+    p = a.ctl("--json", "peers")
+    assert p.returncode == 0, p.stderr
+    # All of that happened while the first connect attempt was still hanging.
+    assert "cannot connect to the DERP server" not in a.log(), a.log()
+    b.start()
+    assert a.ping(TUN["b"]).returncode == 0
+    wait_until("the connect timeout", lambda: "cannot connect to the DERP server" in a.log(), timeout=30)
+    hub.unblock_relay()
+    wait_until("DERP connected", lambda: "DERP region 1 connected" in a.log(), timeout=60)
+    assert a.proc.poll() is None
+
+
 def test_sighup_applies_one_changed_peer(pair):
     hub, a, b = pair
     a.start()

@@ -23,13 +23,25 @@ class Hub:
         self.addr = {a: "10.77.1.2", b: "10.77.2.2"}
         self.gateway = {a: "10.77.1.1", b: "10.77.2.1"}
 
-    def block_udp(self):
+    def _drop(self, table, hook, match):
         sh("nft", "-f", "-", ns=self.hub, input=(
-            f"table inet {NFT_TABLE} {{\n chain forward {{\n  type filter hook forward priority 0; "
-            f"policy accept;\n  meta l4proto udp drop\n }}\n}}\n"))
+            f"table inet {table} {{\n chain {hook} {{\n  type filter hook {hook} priority 0; "
+            f"policy accept;\n  {match} drop\n }}\n}}\n"))
+
+    def block_udp(self):
+        """Drops all UDP between A and B: the direct WireGuard path."""
+        self._drop(NFT_TABLE, "forward", "meta l4proto udp")
 
     def unblock_udp(self):
         sh("nft", "delete", "table", "inet", NFT_TABLE, ns=self.hub)
+
+    def block_relay(self, port=3340):
+        """Drops TCP to @port in the hub itself, where the test relay listens: a connect to
+        it hangs (the SYN goes unanswered)."""
+        self._drop(NFT_TABLE + "_relay", "input", f"tcp dport {port}")
+
+    def unblock_relay(self):
+        sh("nft", "delete", "table", "inet", NFT_TABLE + "_relay", ns=self.hub)
 
     def spawn(self, ns, argv, **kw):
         return subprocess.Popen(["ip", "netns", "exec", ns, *argv], **kw)
