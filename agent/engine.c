@@ -113,6 +113,9 @@ static int on_refresh(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 int engine_snapshot(struct engine *e, Vpn__PeerUpdate *out) {
+        /* Asked for now (codervpnctl peers): handshakes as they are, not as of the last tick. */
+        if (e->paths)
+                (void) pathmgr_refresh(e->paths);
         return build_update(e, NULL, out);
 }
 

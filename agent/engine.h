@@ -66,7 +66,7 @@ int engine_reload(struct engine *e, struct config *config, char **error);
 /* The manager that applies the network answered (@error NULL: success). */
 void engine_network_done(struct engine *e, const char *error);
 
-/* Every workspace and agent as upserts; free with engine_snapshot_free. */
+/* Every workspace and agent as upserts, with handshakes read now; free with engine_snapshot_free. */
 int engine_snapshot(struct engine *e, Vpn__PeerUpdate *out);
 void engine_snapshot_free(Vpn__PeerUpdate *out);
 

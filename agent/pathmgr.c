@@ -295,6 +295,12 @@ static void send_check(struct pathmgr *pm, const struct wg_peer *wp) {
                 log_debug_errno(errno, "pathmgr: cannot send a check on %s", wg_ifname(pm->wg));
 }
 
+static void take_counters(struct peer *p, const struct wg_peer *wp) {
+        p->tx_bytes = wp->tx_bytes;
+        p->rx_bytes = wp->rx_bytes;
+        p->last_handshake_sec = wp->last_handshake_sec;
+}
+
 static void peer_sample(struct pathmgr *pm, struct peer *p, const struct wg_peer *wp, uint64_t now) {
         const struct pathsel_sample s = {
                 .tx_bytes = wp->tx_bytes,
@@ -306,9 +312,7 @@ static void peer_sample(struct pathmgr *pm, struct peer *p, const struct wg_peer
         bool was_direct = pathsel_is_direct(&p->sel);
         int r = 0;
 
-        p->tx_bytes = wp->tx_bytes;
-        p->rx_bytes = wp->rx_bytes;
-        p->last_handshake_sec = wp->last_handshake_sec;
+        take_counters(p, wp);
         enum pathsel_state before = p->sel.state;
         enum pathsel_action action = pathsel_tick(&p->sel, now, &s);
         if (action != PATHSEL_KEEP || before != p->sel.state)
@@ -510,6 +514,20 @@ int pathmgr_derp_recv(struct pathmgr *pm, int region_id, const uint8_t src[WG_KE
         }
         p->relayed_in++;
         p->relayed_in_bytes += len;
+        return 0;
+}
+
+int pathmgr_refresh(struct pathmgr *pm) {
+        _cleanup_(wg_device_freep) struct wg_device *dev = NULL;
+        int r = wg_get(pm->wg, &dev);
+
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < dev->n_peers; i++) {
+                struct peer *p = find_peer(pm, dev->peers[i].public_key);
+                if (p)
+                        take_counters(p, &dev->peers[i]);
+        }
         return 0;
 }
 

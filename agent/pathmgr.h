@@ -94,5 +94,12 @@ int pathmgr_remove_peer(struct pathmgr *pm, const uint8_t key[WG_KEY_LEN]);
 int pathmgr_derp_recv(struct pathmgr *pm, int region_id, const uint8_t src[WG_KEY_LEN], const void *pkt,
                       size_t len);
 
+/*
+ * Re-reads every managed peer's counters and handshake time from WireGuard, for
+ * pathmgr_peer_info between ticks (a manager asking right after traffic). Decides
+ * nothing: path decisions stay on the tick, whose samples are a tick apart.
+ */
+int pathmgr_refresh(struct pathmgr *pm);
+
 /* -ENOENT if @key is not managed. */
 int pathmgr_peer_info(const struct pathmgr *pm, const uint8_t key[WG_KEY_LEN], struct path_info *ret);
