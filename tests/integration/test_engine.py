@@ -15,6 +15,7 @@ import pytest
 from childlog import ChildLog
 from conftest import CODERVPND, CODERVPNCTL
 from netns import ipj, sh, wg_mode
+from polling import wait_until
 from topology import hub_pair, netns_resolv_conf, unique_ifname
 import wgutil
 
@@ -23,16 +24,6 @@ TABLE = "7477"
 RESOLV = "# test resolv.conf\nnameserver 10.77.0.53\n"
 NAME = {"a": "dev.alice-ws.me.coder", "b": "dev.bob-ws.me.coder"}
 TUN = {"a": "100.64.0.1", "b": "100.64.0.2"}
-
-
-def wait_until(what, fn, timeout=20.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(interval)
 
 
 class Node:

@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ import wgutil
 from childlog import ChildLog
 from conftest import CODERVPND
 from netns import wg_mode
+from polling import wait_until
 from test_resolved import REQUIRES_RESOLVED, Scenario, link_value
 from topology import unique_ifname
 
@@ -25,16 +25,6 @@ pytestmark = REQUIRES_RESOLVED
 DNS_ADDR = "100.100.100.100"
 PEER_NAME = "dev.ws.me.coder"
 PEER_ADDR = "100.64.0.2"
-
-
-def wait_until(what, fn, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 class Engine:

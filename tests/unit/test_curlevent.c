@@ -67,6 +67,15 @@ static CURL *connect_only(int port) {
         return easy;
 }
 
+/* A fresh loop and curl_event in @o, connecting to @port. */
+static CURL *start(struct outcome *o, int port) {
+        assert_int_equal(sd_event_new(&o->event), 0);
+        assert_int_equal(curl_event_new(o->event, on_done, o, &o->ce), 0);
+        CURL *easy = connect_only(port);
+        assert_int_equal(curl_event_add(o->ce, easy), 0);
+        return easy;
+}
+
 /* Runs the loop until `done` has run, for at most 10 s; 0 when it has. */
 static int run(struct outcome *o) {
         for (int i = 0; i < 1000 && !o->calls; i++)
@@ -83,10 +92,7 @@ static void test_connect_only_then_own_watch(void **state) {
         size_t n = 0;
         (void) state;
 
-        assert_int_equal(sd_event_new(&o.event), 0);
-        assert_int_equal(curl_event_new(o.event, on_done, &o, &o.ce), 0);
-        CURL *easy = connect_only(port);
-        assert_int_equal(curl_event_add(o.ce, easy), 0);
+        CURL *easy = start(&o, port);
         assert_int_equal(run(&o), 0);
         assert_int_equal(o.calls, 1);
         assert_int_equal(o.result, CURLE_OK);
@@ -131,10 +137,7 @@ static void test_refused_connect_is_reported_and_done_may_free(void **state) {
         (void) state;
 
         close(lfd);              /* nobody listens on @port now */
-        assert_int_equal(sd_event_new(&o.event), 0);
-        assert_int_equal(curl_event_new(o.event, on_done, &o, &o.ce), 0);
-        CURL *easy = connect_only(port);
-        assert_int_equal(curl_event_add(o.ce, easy), 0);
+        CURL *easy = start(&o, port);
         assert_int_equal(run(&o), 0);
         assert_int_equal(o.calls, 1);
         assert_int_equal(o.result, CURLE_COULDNT_CONNECT);
@@ -148,10 +151,7 @@ static void test_removed_transfer_reports_nothing(void **state) {
         int port, lfd = listener(&port);
         (void) state;
 
-        assert_int_equal(sd_event_new(&o.event), 0);
-        assert_int_equal(curl_event_new(o.event, on_done, &o, &o.ce), 0);
-        CURL *easy = connect_only(port);
-        assert_int_equal(curl_event_add(o.ce, easy), 0);
+        CURL *easy = start(&o, port);
         curl_event_remove(o.ce, easy);
         /* Nothing is left to drive, and `done` never runs. */
         for (int i = 0; i < 20; i++)
