@@ -100,8 +100,6 @@ static int on_curl_timer(CURLM *multi, long ms, void *userdata) {
         struct curl_event *ce = userdata;
         (void) multi;
 
-        if (!ce->timer)
-                return 0;
         if (ms < 0)
                 return sd_event_source_set_enabled(ce->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
         if (sd_event_source_set_time(ce->timer, monotonic_usec() + (uint64_t) ms * 1000) < 0 ||

@@ -108,6 +108,13 @@ void derp_conn_free(struct derp_conn *c) {
         derp_conn_destroy(c);
 }
 
+/* The end of an event callback: a free asked for by one of our callbacks happens now. */
+static void dispatch_end(struct derp_conn *c) {
+        c->in_dispatch = false;
+        if (c->free_requested)
+                derp_conn_destroy(c);
+}
+
 /* Closes the connection and reports it. The caller must not touch the stream afterwards. */
 static void conn_fail(struct derp_conn *c, int error, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -242,9 +249,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
                 conn_fail(c, -ETIMEDOUT, "no DERP handshake within %.1f s of connecting%s",
                           (double) c->handshake_timeout_usec / 1e6,
                           c->state == ST_HTTP ? " (no HTTP response)" : "");
-        c->in_dispatch = false;
-        if (c->free_requested)
-                derp_conn_destroy(c);
+        dispatch_end(c);
         return 0;
 }
 
@@ -648,9 +653,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 (void) read_some(c);
         if (c->state != ST_CLOSED && !c->free_requested && c->out_len > c->out_pos)
                 (void) flush_out(c);
-        c->in_dispatch = false;
-        if (c->free_requested)
-                derp_conn_destroy(c);
+        dispatch_end(c);
         return 0;
 }
 
@@ -814,9 +817,7 @@ static void on_connected(CURL *easy, CURLcode result, void *userdata) {
                 c->fd = sock;
                 c->state = ST_HTTP;
         }
-        c->in_dispatch = false;
-        if (c->free_requested)
-                derp_conn_destroy(c);
+        dispatch_end(c);
 }
 
 int derp_conn_new(sd_event *event, const struct derp_conn_config *config,
