@@ -336,7 +336,7 @@ static void peer_sample(struct pathmgr *pm, struct peer *p, const struct wg_peer
         }
         if (r < 0)
                 pathsel_failed(&p->sel);
-        if (p->sel.check)
+        if (pathsel_wants_check(&p->sel))
                 send_check(pm, wp);
         if (was_direct != pathsel_is_direct(&p->sel))
                 notify(pm, p);

@@ -66,7 +66,6 @@ enum pathsel_action pathsel_tick(struct pathsel *ps, uint64_t now, const struct 
                       (s->last_handshake_sec == 0 && ps->first_tx_at &&
                        now - ps->first_tx_at >= PATHMGR_DIRECT_SILENCE_USEC);
 
-        ps->check = ps->state == PATHSEL_DIRECT && ps->unanswered_since && !silent;
         if (ps->repoint) {
                 ps->repoint = false;
                 return ps->state == PATHSEL_DERP ? PATHSEL_POINT_RELAY : PATHSEL_POINT_DIRECT;

@@ -57,7 +57,6 @@ struct pathsel {
         uint64_t first_tx_at;           /* first tick that saw tx on this attempt (handshake rule) */
         uint64_t next_probe;
         unsigned probe_failures;        /* since the peer was last direct */
-        bool check;                     /* out of the last tick: have the peer answer (below) */
         uint32_t (*random)(uint32_t upper);     /* uniform in [0, upper) */
 };
 
@@ -75,7 +74,7 @@ void pathsel_init(struct pathsel *ps, bool has_direct, uint64_t now, uint32_t (*
 
 /*
  * One tick. The caller does what the result says, and pathsel_failed() if that fails.
- * Then, if ps->check is set, it sends the peer something through the tunnel that the
+ * Then, if pathsel_wants_check(), it sends the peer something through the tunnel that the
  * peer's stack answers: the direct path went unanswered this tick but is not given up
  * yet, and a flow that only goes one way (a stream, a single packet) must not look like
  * a dead path. The answer counts as direct bytes like any other.
@@ -84,6 +83,11 @@ enum pathsel_action pathsel_tick(struct pathsel *ps, uint64_t now, const struct 
 
 /* The endpoint change pathsel_tick asked for did not happen; the next tick asks again. */
 void pathsel_failed(struct pathsel *ps);
+
+/* After a tick: the direct path went unanswered and is not given up yet (above). */
+static inline bool pathsel_wants_check(const struct pathsel *ps) {
+        return ps->state == PATHSEL_DIRECT && ps->unanswered_since;
+}
 
 /* Whether traffic is (meant to be) direct: probing still counts as DERP until proven. */
 static inline bool pathsel_is_direct(const struct pathsel *ps) {

@@ -79,23 +79,23 @@ static void test_unanswered_direct_asks_for_a_check(void **state) {
 
         sim_init(&m, true);
         assert_int_equal(step_apply(&m, 100, 50, 0), PATHSEL_KEEP);
-        assert_false(m.ps.check);
+        assert_false(pathsel_wants_check(&m.ps));
         /* A one-way flow: our packets, nothing back... */
         assert_int_equal(step_apply(&m, 100, 0, 0), PATHSEL_KEEP);
-        assert_true(m.ps.check);
+        assert_true(pathsel_wants_check(&m.ps));
         /* ...until the check's answer, which is direct bytes like any other. */
         for (int i = 0; i < 20; i++) {
                 assert_int_equal(step_apply(&m, 100, i % 2 ? 60 : 0, 0), PATHSEL_KEEP);
-                assert_int_equal(m.ps.check, i % 2 == 0);
+                assert_int_equal(pathsel_wants_check(&m.ps), i % 2 == 0);
         }
         assert_int_equal(m.ps.state, PATHSEL_DIRECT);
         /* No answer to the checks either: the silence rule still ends the direct path, and
          * on DERP nothing asks for checks. */
         assert_int_equal(fall_back(&m), 4);      /* the first unanswered tick, then 3 s */
-        assert_false(m.ps.check);
+        assert_false(pathsel_wants_check(&m.ps));
         for (int i = 0; i < 5; i++) {
                 step_apply(&m, 100, 0, 100);
-                assert_false(m.ps.check);
+                assert_false(pathsel_wants_check(&m.ps));
         }
 }
 
